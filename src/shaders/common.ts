@@ -1,0 +1,55 @@
+/** WGSL fragments shared by every kernel family. */
+
+/** Threads per workgroup for the simple one-thread-per-element kernels. */
+export const WG = 64;
+
+/**
+ * The entry point of a one-dimensional kernel. `i` is the linear thread index, valid below `total`;
+ * the grid may be folded into two dimensions (see `foldWorkgroups`), so `i` is rebuilt from both.
+ */
+export function linearMain(total: number, body: string, wg = WG): string {
+  return `
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= ${total}u) { return; }
+${body}
+}`;
+}
+
+/** Declares storage buffers in binding order; `rw` marks the ones written. */
+export function buffers(decls: [name: string, access: 'read' | 'read_write', type?: string][]): string {
+  return decls
+    .map(([name, access, type], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`)
+    .join('\n');
+}
+
+/** Largest finite f32: WGSL constant expressions may not produce infinities, so reductions start from ±FLT_MAX. */
+export const FLT_MAX = '3.4028234e+38f';
+
+/** Formats a finite number as a WGSL f32 literal. */
+export function f32(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`cannot bake ${x} into WGSL; pass it as a uniform`);
+  const s = String(x);
+  return /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
+}
+
+/**
+ * WGSL that decomposes the linear index `idx` over a row-major `shape` and returns the offset
+ * `base + sum(coord[d] * strides[d])` as an expression stored in `let <name>`.
+ * Shapes are baked into the code, so division is by constants.
+ */
+export function stridedOffset(name: string, idx: string, shape: number[], strides: number[], base = 0): string {
+  if (shape.length === 0) return `let ${name} = ${base}u;`;
+  const lines = [`var ${name}_r = ${idx};`, `var ${name} = ${base}u;`];
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d];
+    if (d === 0) {
+      if (strides[d] !== 0) lines.push(`${name} += ${name}_r * ${strides[d]}u;`);
+    } else {
+      if (strides[d] !== 0) lines.push(`${name} += (${name}_r % ${size}u) * ${strides[d]}u;`);
+      lines.push(`${name}_r = ${name}_r / ${size}u;`);
+    }
+  }
+  return lines.join('\n  ');
+}

@@ -1,0 +1,366 @@
+/**
+ * The WebGPU runtime: one device, a buffer pool, a pipeline cache and a batched command encoder.
+ *
+ * Every op records its dispatch into one open compute pass; the work is submitted in batches
+ * (when a read-back needs it, before an upload into a recycled buffer, or every
+ * `maxDispatchesPerSubmit` dispatches so the device starts early). Nothing here awaits the GPU
+ * except `readBuffer`.
+ */
+
+/** What the runtime asked for and got; `init()` returns it. */
+export interface DeviceInfo {
+  adapter: string;
+  isCpu: boolean;
+  subgroups: boolean;
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxStorageBuffersPerShaderStage: number;
+  };
+}
+
+/** One compute dispatch, described as data. */
+export interface Dispatch {
+  /** Op name, used in pipeline labels and error messages. */
+  name: string;
+  /** Shapes or other context for error messages, e.g. `a=[2,3] b=[3,4]`. */
+  detail?: string;
+  /** The whole WGSL module; it is also the pipeline cache key, so every parameter that shapes the code is in the key. */
+  code: string;
+  /** Linear workgroup count; folded into a 2-D grid when above the per-dimension limit (see `wgslIndex`). */
+  workgroups: number;
+  /** Storage buffers at `@group(0) @binding(0..n-1)`, in order. */
+  buffers: GPUBuffer[];
+  /** Runtime scalars (4-byte words) bound as a uniform at `@binding(n)`: values that change between steps (lr, seeds) without recompiling. */
+  uniforms?: Uint32Array | Float32Array;
+}
+
+interface Runtime {
+  /** Held so the Dawn instance outlives the device (a collected instance crashes the process). */
+  gpu: GPU;
+  device: GPUDevice;
+  info: DeviceInfo;
+  pipelines: Map<string, GPUComputePipeline>;
+  pool: Map<number, GPUBuffer[]>;
+  stagingPool: Map<number, GPUBuffer[]>;
+  encoder: GPUCommandEncoder | null;
+  pass: GPUComputePassEncoder | null;
+  pending: number;
+  uniformChunks: GPUBuffer[];
+  uniformStaging: Uint8Array;
+  uniformUsed: number;
+  errors: string[];
+  lost: string | null;
+  liveBytes: number;
+  liveBuffers: number;
+  pooledBytes: number;
+  pooledBuffers: number;
+  readWaitMs: number;
+}
+
+const UNIFORM_ALIGN = 256;
+const UNIFORM_CHUNK = 64 * 1024;
+const BUFFER_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+
+let rt: Runtime | null = null;
+let initializing: Promise<DeviceInfo> | null = null;
+
+/** Dispatches recorded before the batch is submitted on its own, so the device starts working early. */
+let maxDispatchesPerSubmit = 256;
+
+const SETUP_HINT =
+  'No WebGPU adapter found. On Debian/Ubuntu without a GPU run `bash scripts/setup-webgpu.sh` ' +
+  '(installs Mesa lavapipe from bookworm-backports), and make sure XDG_RUNTIME_DIR points to a writable directory.';
+
+async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (!process.env.XDG_RUNTIME_DIR) {
+    // Mesa warns (and some versions fail) without it; any writable directory will do.
+    const { mkdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = `${tmpdir()}/xdg-runtime-${process.getuid?.() ?? 0}`;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+  const webgpu = await import('webgpu');
+  Object.assign(globalThis, webgpu.globals);
+  return webgpu.create([]) as GPU;
+}
+
+/**
+ * Acquires the WebGPU device (once; later calls return the same info).
+ * Requests the adapter's maximum buffer and workgroup limits and the `subgroups` feature when offered.
+ */
+export function init(): Promise<DeviceInfo> {
+  if (rt) return Promise.resolve(rt.info);
+  initializing ??= createRuntime().catch((e) => {
+    initializing = null;
+    throw e;
+  });
+  return initializing;
+}
+
+async function createRuntime(): Promise<DeviceInfo> {
+  let adapter: GPUAdapter | null = null;
+  let gpu: GPU;
+  try {
+    gpu = await getGpu();
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new Error(`${SETUP_HINT} (${(e as Error).message})`);
+  }
+  if (!adapter) throw new Error(SETUP_HINT);
+  const a = adapter.limits;
+  const limits = {
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+  };
+  const subgroups = adapter.features.has('subgroups');
+  const device = await adapter.requestDevice({
+    requiredLimits: limits,
+    requiredFeatures: subgroups ? ['subgroups' as GPUFeatureName] : [],
+  });
+  const ai = adapter.info;
+  const name = [ai?.vendor, ai?.architecture, ai?.device, ai?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const isCpu = /llvmpipe|lavapipe|swiftshader|cpu/i.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const info: DeviceInfo = { adapter: name, isCpu, subgroups, limits };
+  const r: Runtime = {
+    gpu,
+    device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
+    encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
+    uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, readWaitMs: 0,
+  };
+  device.addEventListener('uncapturederror', (ev) => {
+    r.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+  });
+  void device.lost.then((l) => {
+    r.lost = `${l.reason}: ${l.message}`;
+  });
+  rt = r;
+  return info;
+}
+
+function runtime(): Runtime {
+  if (!rt) throw new Error('WebGPU is not initialised: call `await init()` (from @lib/nn) before creating tensors');
+  if (rt.lost) throw new Error(`WebGPU device was lost (${rt.lost}); restart the process`);
+  return rt;
+}
+
+/** The device info; throws if `init()` has not completed. */
+export function deviceInfo(): DeviceInfo {
+  return runtime().info;
+}
+
+/** Throws the first WebGPU error reported since the last check, naming the ops involved (their labels). */
+export function checkErrors(): void {
+  const r = runtime();
+  if (r.errors.length) {
+    const msg = r.errors.splice(0).join('\n');
+    throw new Error(`WebGPU error: ${msg}`);
+  }
+}
+
+// ---------------------------------------------------------------- buffers
+
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+
+/** A storage buffer of at least `bytes` bytes, recycled from the pool when one of that size is free. */
+export function allocBuffer(bytes: number, what = 'tensor'): GPUBuffer {
+  const r = runtime();
+  const size = Math.max(16, align(bytes, 16));
+  if (size > r.info.limits.maxBufferSize) {
+    throw new Error(`${what}: ${bytes} bytes exceeds the device's maxBufferSize (${r.info.limits.maxBufferSize})`);
+  }
+  r.liveBytes += size;
+  r.liveBuffers++;
+  const free = r.pool.get(size);
+  if (free?.length) {
+    r.pooledBytes -= size;
+    r.pooledBuffers--;
+    return free.pop()!;
+  }
+  return r.device.createBuffer({ size, usage: BUFFER_USAGE, label: what });
+}
+
+/** Returns a buffer to the pool. Safe while recorded work still uses it: later dispatches are ordered after earlier ones. */
+export function releaseBuffer(buf: GPUBuffer): void {
+  const r = rt;
+  if (!r) return;
+  const size = buf.size;
+  r.liveBytes -= size;
+  r.liveBuffers--;
+  let list = r.pool.get(size);
+  if (!list) r.pool.set(size, (list = []));
+  list.push(buf);
+  r.pooledBytes += size;
+  r.pooledBuffers++;
+}
+
+/** Destroys every pooled (free) buffer, like `torch.cuda.empty_cache()`. */
+export function emptyCache(): void {
+  const r = runtime();
+  flush();
+  for (const list of r.pool.values()) for (const b of list) b.destroy();
+  r.pool.clear();
+  r.pooledBytes = 0;
+  r.pooledBuffers = 0;
+}
+
+/** Bytes and buffers held by live tensors, and by the pool of free buffers kept for reuse. */
+export function memoryInfo(): { liveBytes: number; liveBuffers: number; pooledBytes: number; pooledBuffers: number } {
+  const r = runtime();
+  return { liveBytes: r.liveBytes, liveBuffers: r.liveBuffers, pooledBytes: r.pooledBytes, pooledBuffers: r.pooledBuffers };
+}
+
+/** Copies host data into a buffer. Submits recorded work first, because a queue write runs before unsubmitted commands that may still read the (recycled) buffer. */
+export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  const r = runtime();
+  if (r.pending) flush();
+  r.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+// ---------------------------------------------------------------- pipelines and dispatch
+
+function pipeline(r: Runtime, d: Dispatch): GPUComputePipeline {
+  let p = r.pipelines.get(d.code);
+  if (!p) {
+    const module = r.device.createShaderModule({ code: d.code, label: d.name });
+    p = r.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: d.name });
+    r.pipelines.set(d.code, p);
+  }
+  return p;
+}
+
+/** Number of compiled pipelines (for tests of the cache). */
+export function pipelineCount(): number {
+  return runtime().pipelines.size;
+}
+
+function uniformSlot(r: Runtime, words: Uint32Array | Float32Array): GPUBufferBinding {
+  const bytes = words.byteLength;
+  if (bytes > UNIFORM_ALIGN) throw new Error('uniform block larger than 256 bytes');
+  const chunk = Math.floor(r.uniformUsed / UNIFORM_CHUNK);
+  let offset = r.uniformUsed % UNIFORM_CHUNK;
+  if (offset + UNIFORM_ALIGN > UNIFORM_CHUNK) throw new Error('unreachable: uniform chunk overflow');
+  while (r.uniformChunks.length <= chunk) {
+    r.uniformChunks.push(r.device.createBuffer({ size: UNIFORM_CHUNK, usage: 0x40 /* UNIFORM */ | 0x08, label: 'uniforms' }));
+  }
+  const need = (chunk + 1) * UNIFORM_CHUNK;
+  if (r.uniformStaging.length < need) {
+    const grown = new Uint8Array(need * 2);
+    grown.set(r.uniformStaging);
+    r.uniformStaging = grown;
+  }
+  r.uniformStaging.set(new Uint8Array(words.buffer, words.byteOffset, bytes), chunk * UNIFORM_CHUNK + offset);
+  r.uniformUsed += UNIFORM_ALIGN;
+  return { buffer: r.uniformChunks[chunk], offset, size: align(bytes, 16) };
+}
+
+/** Splits a linear workgroup count into an (x, y) grid within the per-dimension limit. */
+export function foldWorkgroups(n: number, maxPerDim: number): [number, number] {
+  if (n <= maxPerDim) return [Math.max(1, n), 1];
+  const y = Math.ceil(n / maxPerDim);
+  if (y > maxPerDim) throw new Error(`dispatch of ${n} workgroups exceeds ${maxPerDim}^2`);
+  return [Math.ceil(n / y), y];
+}
+
+/** Records one dispatch into the open batch. */
+export function dispatch(d: Dispatch): void {
+  const r = runtime();
+  const p = pipeline(r, d);
+  const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+  if (d.uniforms) entries.push({ binding: d.buffers.length, resource: uniformSlot(r, d.uniforms) });
+  const label = d.detail ? `${d.name} ${d.detail}` : d.name;
+  const bindGroup = r.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries, label });
+  r.encoder ??= r.device.createCommandEncoder();
+  r.pass ??= r.encoder.beginComputePass();
+  r.pass.setPipeline(p);
+  r.pass.setBindGroup(0, bindGroup);
+  const [x, y] = foldWorkgroups(d.workgroups, r.info.limits.maxComputeWorkgroupsPerDimension);
+  r.pass.dispatchWorkgroups(x, y);
+  r.pending++;
+  if (r.pending >= maxDispatchesPerSubmit) flush();
+}
+
+/** Records a buffer-to-buffer copy into the open batch. */
+export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  const r = runtime();
+  r.encoder ??= r.device.createCommandEncoder();
+  if (r.pass) {
+    r.pass.end();
+    r.pass = null;
+  }
+  r.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  r.pending++;
+}
+
+/** Submits all recorded work (does not wait for it). */
+export function flush(): void {
+  const r = rt;
+  if (!r || !r.encoder) return;
+  if (r.pass) r.pass.end();
+  const commands = r.encoder.finish();
+  const used = Math.ceil(r.uniformUsed / UNIFORM_CHUNK);
+  for (let i = 0; i < used; i++) {
+    const bytes = Math.min(UNIFORM_CHUNK, r.uniformUsed - i * UNIFORM_CHUNK);
+    r.device.queue.writeBuffer(r.uniformChunks[i], 0, r.uniformStaging.buffer, i * UNIFORM_CHUNK, bytes);
+  }
+  r.device.queue.submit([commands]);
+  r.encoder = null;
+  r.pass = null;
+  r.pending = 0;
+  r.uniformUsed = 0;
+}
+
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+/**
+ * Reads `bytes` bytes of a buffer back to the host. The only place that waits for the device.
+ * On a CPU adapter an awaited map request busy-polls a core that the driver needs, so we first
+ * sleep for most of the time the previous read-back had to wait.
+ */
+export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  const r = runtime();
+  const size = align(Math.max(bytes, 4), 4);
+  let list = r.stagingPool.get(size);
+  if (!list) r.stagingPool.set(size, (list = []));
+  const staging = list.pop() ?? r.device.createBuffer({ size, usage: 0x01 /* MAP_READ */ | 0x08, label: 'read-back' });
+  copyBuffer(buf, offset, staging, 0, size);
+  flush();
+  const t0 = performance.now();
+  if (r.info.isCpu && r.readWaitMs > 2) await sleep(r.readWaitMs * 0.8);
+  try {
+    await staging.mapAsync(0x01 /* READ */);
+  } catch (e) {
+    checkErrors();
+    if (r.lost) throw new Error(`WebGPU device was lost (${r.lost})`);
+    throw e;
+  }
+  r.readWaitMs = 0.7 * r.readWaitMs + 0.3 * (performance.now() - t0);
+  const out = staging.getMappedRange(0, size).slice(0, bytes);
+  staging.unmap();
+  list.push(staging);
+  checkErrors();
+  return out;
+}
+
+/** Waits until all submitted work has finished (and reports errors). */
+export async function synchronize(): Promise<void> {
+  const r = runtime();
+  flush();
+  await r.device.queue.onSubmittedWorkDone();
+  checkErrors();
+}
+
+/** Sets how many dispatches are recorded before a batch is submitted on its own. */
+export function setMaxDispatchesPerSubmit(n: number): void {
+  maxDispatchesPerSubmit = Math.max(1, n);
+}
