@@ -32,8 +32,11 @@ export interface Dispatch {
   code: string;
   /** Linear workgroup count; folded into a 2-D grid when above the per-dimension limit (see `wgslIndex`). */
   workgroups: number;
-  /** Storage buffers at `@group(0) @binding(0..n-1)`, in order. */
-  buffers: GPUBuffer[];
+  /**
+   * Storage buffers at `@group(0) @binding(0..n-1)`, in order; a `{ buffer, offset, size }` binds a
+   * sub-range (offsets a multiple of 256), for work split under `maxBindingSize()`.
+   */
+  buffers: (GPUBuffer | GPUBufferBinding)[];
   /** Runtime scalars (4-byte words) bound as a uniform at `@binding(n)`: values that change between steps (lr, seeds) without recompiling. */
   uniforms?: Uint32Array | Float32Array;
 }
@@ -59,6 +62,7 @@ interface Runtime {
   pooledBytes: number;
   pooledBuffers: number;
   readWaitMs: number;
+  bindingLimit: number;
 }
 
 const UNIFORM_ALIGN = 256;
@@ -137,6 +141,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
     encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
     uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, readWaitMs: 0,
+    bindingLimit: limits.maxStorageBufferBindingSize,
   };
   device.addEventListener('uncapturederror', (ev) => {
     r.errors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -276,7 +281,7 @@ export function foldWorkgroups(n: number, maxPerDim: number): [number, number] {
 export function dispatch(d: Dispatch): void {
   const r = runtime();
   const p = pipeline(r, d);
-  const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+  const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
   if (d.uniforms) entries.push({ binding: d.buffers.length, resource: uniformSlot(r, d.uniforms) });
   const label = d.detail ? `${d.name} ${d.detail}` : d.name;
   const bindGroup = r.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries, label });
@@ -358,6 +363,21 @@ export async function synchronize(): Promise<void> {
   flush();
   await r.device.queue.onSubmittedWorkDone();
   checkErrors();
+}
+
+/**
+ * Lowers the storage-binding size that kernels plan for (never raises it above the device's):
+ * lets tests exercise the code paths that split work too large for one binding.
+ * Pass `undefined` to restore the device limit.
+ */
+export function setMaxBindingSizeForTesting(bytes: number | undefined): void {
+  const r = runtime();
+  r.bindingLimit = bytes === undefined ? r.info.limits.maxStorageBufferBindingSize : Math.min(bytes, r.info.limits.maxStorageBufferBindingSize);
+}
+
+/** The largest buffer range one binding may cover; kernels split work beyond it. */
+export function maxBindingSize(): number {
+  return runtime().bindingLimit;
 }
 
 /** Sets how many dispatches are recorded before a batch is submitted on its own. */
