@@ -37,6 +37,7 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
 /** Matrix product like `torch.matmul`: 1-D operands are treated as row/column vectors and squeezed back. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: both operands need at least 1 dim, got [${a.shape}] and [${b.shape}]`);
+  if (a.ndim === 1 && b.ndim === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), reshape(b, [b.shape[0], 1])), []);
   if (a.ndim === 1) {
     const r = matmul(reshape(a, [1, a.shape[0]]), b);
     return reshape(r, [...r.shape.slice(0, -2), r.shape[r.ndim - 1]]);
