@@ -166,6 +166,7 @@ export class Tensor {
   sqrt(): Tensor { return ops.sqrt(this); }
   rsqrt(): Tensor { return ops.rsqrt(this); }
   abs(): Tensor { return ops.abs(this); }
+  square(): Tensor { return ops.square(this); }
   relu(): Tensor { return ops.relu(this); }
   sigmoid(): Tensor { return ops.sigmoid(this); }
   tanh(): Tensor { return ops.tanh(this); }

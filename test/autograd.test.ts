@@ -1,0 +1,158 @@
+/** The autograd engine, memory management and error reporting of the runtime. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as nn from '@lib/nn';
+import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
+import { setMaxDispatchesPerSubmit, pipelineCount } from '../src/tensor/device.js';
+
+beforeAll(async () => {
+  await init();
+});
+
+describe('autograd', () => {
+  it('accumulates into .grad across backward calls and through shared subexpressions', async () => {
+    const x = tensor([1, 2, 3], undefined, { requiresGrad: true });
+    const y = x.mul(x).add(x); // dy/dx = 2x + 1
+    y.sum().backward();
+    expect(Array.from(await x.grad!.data())).toEqual([3, 5, 7]);
+    x.mul(2).sum().backward();
+    expect(Array.from(await x.grad!.data())).toEqual([5, 7, 9]);
+  });
+
+  it('seeds non-scalars with a given gradient and rejects a missing or mis-shaped one', async () => {
+    const x = tensor([[1, 2], [3, 4]], undefined, { requiresGrad: true });
+    const y = x.mul(3);
+    expect(() => y.backward()).toThrow(/not a scalar; pass a gradient/);
+    expect(() => y.backward(nn.ones([3]))).toThrow(/gradient shape \[3\] does not match tensor shape \[2,2\]/);
+    y.backward(tensor([[1, 0], [0, 2]]));
+    expect(await x.grad!.toArray()).toEqual([[3, 0], [0, 6]]);
+  });
+
+  it('sums gradients of broadcast inputs back to their shapes', async () => {
+    const a = tensor([[1], [2]], undefined, { requiresGrad: true }); // [2,1]
+    const b = tensor([10, 20, 30], undefined, { requiresGrad: true }); // [3]
+    a.mul(b).sum().backward();
+    expect(await a.grad!.toArray()).toEqual([[60], [60]]);
+    expect(await b.grad!.toArray()).toEqual([3, 3, 3]);
+  });
+
+  it('detach and noGrad cut the graph', async () => {
+    const x = tensor([2], undefined, { requiresGrad: true });
+    const y = x.mul(x.detach());
+    y.sum().backward();
+    expect(await x.grad!.item()).toBe(2);
+    const z = noGrad(() => x.mul(3));
+    expect(z.requiresGrad).toBe(false);
+    expect(() => z.sum().backward()).toThrow(/does not require grad/);
+  });
+
+  it('walks a graph 5,000 ops deep without recursion', async () => {
+    const x = tensor([1], undefined, { requiresGrad: true });
+    let y = x;
+    for (let i = 0; i < 5000; i++) y = y.mul(1.0001);
+    y.sum().backward();
+    expect(await x.grad!.item()).toBeCloseTo(Math.pow(1.0001, 5000), 3);
+  });
+
+  it('says so when backward needs a tensor that was disposed', () => {
+    const x = tensor([1, 2], undefined, { requiresGrad: true });
+    const h = x.mul(2);
+    const y = h.mul(h).sum();
+    h.dispose();
+    expect(() => y.backward()).toThrow(/backward through mul: tensor \[2\] was disposed/);
+  });
+});
+
+describe('memory', () => {
+  it('tidy frees intermediates, keeps returned and kept tensors', async () => {
+    const before = memoryInfo().liveBuffers;
+    let kept: nn.Tensor | null = null;
+    const out = tidy(() => {
+      const a = nn.randn([64, 64]);
+      kept = keep(a.mul(2));
+      return { result: nn.matmul(a, a).relu() };
+    });
+    expect(memoryInfo().liveBuffers).toBe(before + 2);
+    expect(out.result.isDisposed).toBe(false);
+    expect(kept!.isDisposed).toBe(false);
+    out.result.dispose();
+    kept!.dispose();
+    expect(memoryInfo().liveBuffers).toBe(before);
+  });
+
+  it('200 training iterations (forward, backward, update) do not grow memory', async () => {
+    nn.manualSeed(3);
+    const w1 = keep(nn.randn([16, 32], 0, 0.1).requiresGrad_());
+    const w2 = keep(nn.randn([32, 4], 0, 0.1).requiresGrad_());
+    const x = keep(nn.randn([8, 16]));
+    const target = keep(nn.randn([8, 4]));
+    const step = () =>
+      tidy(() => {
+        const loss = x.matmul(w1).relu().matmul(w2).sub(target).square().mean();
+        loss.backward();
+        for (const w of [w1, w2]) {
+          nn.mapInPlace('sgd', w, (p, g) => `${p} - 0.05 * ${g}`, [w.grad!]);
+          w.grad!.dispose();
+          w.grad = null;
+        }
+        return loss;
+      });
+    const first = step();
+    const l0 = await first.item();
+    first.dispose();
+    const base = memoryInfo();
+    let last = 0;
+    for (let i = 0; i < 200; i++) {
+      const loss = step();
+      if (i % 50 === 49) last = await loss.item();
+      loss.dispose();
+    }
+    const after = memoryInfo();
+    expect(after.liveBuffers).toBe(base.liveBuffers);
+    expect(after.liveBytes).toBe(base.liveBytes);
+    expect(after.pooledBytes).toBeLessThanOrEqual(base.pooledBytes * 1.5 + 65536);
+    expect(last).toBeLessThan(l0);
+  });
+
+  it('disposing twice is harmless and a disposed tensor says so when used', async () => {
+    const t = nn.ones([3]);
+    t.dispose();
+    t.dispose();
+    expect(() => t.add(1)).toThrow(/tensor \[3\] was disposed/);
+  });
+});
+
+describe('runtime', () => {
+  it('caches pipelines by their generated code', async () => {
+    const a = nn.randn([5, 7]);
+    a.add(1).exp();
+    const n = pipelineCount();
+    a.add(2).exp(); // same code, different scalar uniform
+    nn.randn([5, 7]).add(3).exp();
+    expect(pipelineCount()).toBe(n);
+    a.add(nn.randn([7])); // new broadcast pattern → new pipeline
+    expect(pipelineCount()).toBeGreaterThan(n);
+  });
+
+  it('gives the same results however often batches are submitted', async () => {
+    const run = async () => {
+      nn.manualSeed(11);
+      let x = nn.randn([50]);
+      for (let i = 0; i < 40; i++) x = x.mul(0.9).add(nn.rand([50]));
+      return x.data();
+    };
+    setMaxDispatchesPerSubmit(1);
+    const a = await run();
+    setMaxDispatchesPerSubmit(256);
+    const b = await run();
+    expect(Array.from(a)).toEqual(Array.from(b));
+  });
+
+  it('uploads into a recycled buffer never overtake recorded work that still reads it', async () => {
+    const a = tensor([1, 2, 3, 4]);
+    const b = a.mul(10); // recorded, not yet submitted
+    a.dispose(); // buffer back to the pool
+    const c = tensor([7, 7, 7, 7]); // likely the same buffer
+    expect(Array.from(await b.data())).toEqual([10, 20, 30, 40]);
+    expect(Array.from(await c.data())).toEqual([7, 7, 7, 7]);
+  });
+});
