@@ -32,7 +32,7 @@ function buffer(state: ParamState, key: string, p: Tensor): Tensor {
  * parameters without a gradient are skipped (their step count does not advance).
  */
 export class Adam extends Optimizer<AdamOptions> {
-  constructor(params: Tensor[] | ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
+  constructor(params: Iterable<Tensor> | ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
     super(params, { ...ADAM_DEFAULTS, weightDecay: 0, ...options });
   }
 
@@ -88,7 +88,7 @@ export class Adam extends Optimizer<AdamOptions> {
 
 /** torch.optim.AdamW: Adam whose weight decay (default 1e-2) scales the parameter by 1 − lr·wd before the update. */
 export class AdamW extends Adam {
-  constructor(params: Tensor[] | ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
+  constructor(params: Iterable<Tensor> | ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
     super(params, { weightDecay: 1e-2, ...options });
   }
 

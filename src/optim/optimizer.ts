@@ -39,11 +39,13 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
   /** State of each parameter that has been stepped. */
   readonly state = new Map<Tensor, ParamState>();
 
-  constructor(params: Tensor[] | ParamGroupInput<O>[], defaults: O) {
+  /** `params`: tensors (any iterable, e.g. `model.parameters()`) or parameter groups. */
+  constructor(params: Iterable<Tensor> | ParamGroupInput<O>[], defaults: O) {
     this.defaults = defaults;
     this.validate(defaults, 'defaults');
-    if (!Array.isArray(params) || params.length === 0) throw new Error(`${this.constructor.name}: got an empty parameter list`);
-    const groups = params[0] instanceof Tensor ? [{ params: params as Tensor[] } as ParamGroupInput<O>] : (params as ParamGroupInput<O>[]);
+    const list = [...params] as (Tensor | ParamGroupInput<O>)[];
+    if (list.length === 0) throw new Error(`${this.constructor.name}: got an empty parameter list`);
+    const groups = list[0] instanceof Tensor ? [{ params: list as Tensor[] } as ParamGroupInput<O>] : (list as ParamGroupInput<O>[]);
     for (const g of groups) this.addParamGroup(g);
   }
 

@@ -21,7 +21,7 @@ export interface SgdOptions extends GroupOptions {
  * Each parameter is updated by one fused kernel; parameters without a gradient are skipped.
  */
 export class SGD extends Optimizer<SgdOptions> {
-  constructor(params: Tensor[] | ParamGroupInput<SgdOptions>[], options: { lr: number } & Partial<Omit<SgdOptions, 'lr'>>) {
+  constructor(params: Iterable<Tensor> | ParamGroupInput<SgdOptions>[], options: { lr: number } & Partial<Omit<SgdOptions, 'lr'>>) {
     super(params, { momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, maximize: false, ...options });
   }
 
