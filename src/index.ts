@@ -4,3 +4,6 @@ export { Tensor } from './tensor/tensor.js';
 export { noGrad, isGradEnabled } from './tensor/autograd.js';
 export { tidy, keep } from './tensor/scope.js';
 export * from './tensor/ops/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export * as data from './data/index.js';
