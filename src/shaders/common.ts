@@ -36,12 +36,13 @@ export function f32(x: number): string {
 
 /**
  * WGSL that decomposes the linear index `idx` over a row-major `shape` and returns the offset
- * `base + sum(coord[d] * strides[d])` as an expression stored in `let <name>`.
+ * `base + sum(coord[d] * strides[d])` as an expression stored in `let <name>` (`base` a number or a WGSL expression).
  * Shapes are baked into the code, so division is by constants.
  */
-export function stridedOffset(name: string, idx: string, shape: number[], strides: number[], base = 0): string {
-  if (shape.length === 0) return `let ${name} = ${base}u;`;
-  const lines = [`var ${name}_r = ${idx};`, `var ${name} = ${base}u;`];
+export function stridedOffset(name: string, idx: string, shape: number[], strides: number[], base: number | string = 0): string {
+  const b = typeof base === 'number' ? `${base}u` : base;
+  if (shape.length === 0) return `let ${name} = ${b};`;
+  const lines = [`var ${name}_r = ${idx};`, `var ${name} = ${b};`];
   for (let d = shape.length - 1; d >= 0; d--) {
     const size = shape[d];
     if (d === 0) {

@@ -1,19 +1,24 @@
 /** Data-movement kernels: strided gather (permute, expand, slice), strided scatter (cat, pad), fill and random numbers. */
 import { buffers, linearMain, stridedOffset } from './common.js';
 
-/** `out[i] = in[base + Σ coord_d(i) * strides[d]]` over the output's shape. */
-export function gatherKernel(outShape: number[], strides: number[], base: number) {
+// The base offset is a uniform (u.x), so slices and pieces of a cat at different offsets share one pipeline.
+const BASE = '@group(0) @binding(2) var<uniform> u: vec4<u32>;';
+
+/** `out[i] = in[base + Σ coord_d(i) * strides[d]]` over the output's shape; base in the uniform. */
+export function gatherKernel(outShape: number[], strides: number[]) {
   const numel = outShape.reduce((x, y) => x * y, 1);
   const code = `${buffers([['src', 'read'], ['out', 'read_write']])}
-${linearMain(numel, `  ${stridedOffset('j', 'i', outShape, strides, base)}\n  out[i] = src[j];`)}`;
+${BASE}
+${linearMain(numel, `  ${stridedOffset('j', 'i', outShape, strides, 'u.x')}\n  out[i] = src[j];`)}`;
   return { code, workgroups: Math.ceil(numel / 64) };
 }
 
-/** `out[base + Σ coord_d(i) * strides[d]] = in[i]` over the input's shape (writes into an existing buffer). */
-export function scatterKernel(inShape: number[], strides: number[], base: number) {
+/** `out[base + Σ coord_d(i) * strides[d]] = in[i]` over the input's shape (writes into an existing buffer); base in the uniform. */
+export function scatterKernel(inShape: number[], strides: number[]) {
   const numel = inShape.reduce((x, y) => x * y, 1);
   const code = `${buffers([['src', 'read'], ['out', 'read_write']])}
-${linearMain(numel, `  ${stridedOffset('j', 'i', inShape, strides, base)}\n  out[j] = src[i];`)}`;
+${BASE}
+${linearMain(numel, `  ${stridedOffset('j', 'i', inShape, strides, 'u.x')}\n  out[j] = src[i];`)}`;
   return { code, workgroups: Math.ceil(numel / 64) };
 }
 

@@ -61,7 +61,9 @@ interface Runtime {
   liveBuffers: number;
   pooledBytes: number;
   pooledBuffers: number;
-  readWaitMs: number;
+  /** Dispatches recorded since the last read-back, and the smoothed device time per dispatch. */
+  dispatchesSinceRead: number;
+  msPerDispatch: number;
   bindingLimit: number;
 }
 
@@ -140,7 +142,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     gpu,
     device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
     encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
-    uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, readWaitMs: 0,
+    uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, dispatchesSinceRead: 0, msPerDispatch: 0,
     bindingLimit: limits.maxStorageBufferBindingSize,
   };
   device.addEventListener('uncapturederror', (ev) => {
@@ -292,6 +294,7 @@ export function dispatch(d: Dispatch): void {
   const [x, y] = foldWorkgroups(d.workgroups, r.info.limits.maxComputeWorkgroupsPerDimension);
   r.pass.dispatchWorkgroups(x, y);
   r.pending++;
+  r.dispatchesSinceRead++;
   if (r.pending >= maxDispatchesPerSubmit) flush();
 }
 
@@ -329,8 +332,9 @@ const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 /**
  * Reads `bytes` bytes of a buffer back to the host. The only place that waits for the device.
- * On a CPU adapter an awaited map request busy-polls a core that the driver needs, so we first
- * sleep for most of the time the previous read-back had to wait.
+ * On a CPU adapter an awaited map request busy-polls a core that the driver needs, so before a
+ * read-back that follows much recorded work (a training step) we first sleep for most of the time
+ * that work should take, estimated from the device time per dispatch seen so far.
  */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
   const r = runtime();
@@ -341,7 +345,9 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
   copyBuffer(buf, offset, staging, 0, size);
   flush();
   const t0 = performance.now();
-  if (r.info.isCpu && r.readWaitMs > 2) await sleep(r.readWaitMs * 0.8);
+  const work = r.dispatchesSinceRead;
+  r.dispatchesSinceRead = 0;
+  if (r.info.isCpu && work >= 32) await sleep(Math.min(2000, 0.8 * r.msPerDispatch * work));
   try {
     await staging.mapAsync(0x01 /* READ */);
   } catch (e) {
@@ -349,7 +355,7 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
     if (r.lost) throw new Error(`WebGPU device was lost (${r.lost})`);
     throw e;
   }
-  r.readWaitMs = 0.7 * r.readWaitMs + 0.3 * (performance.now() - t0);
+  if (work >= 32) r.msPerDispatch = 0.5 * r.msPerDispatch + (0.5 * (performance.now() - t0)) / work;
   const out = staging.getMappedRange(0, size).slice(0, bytes);
   staging.unmap();
   list.push(staging);

@@ -62,16 +62,16 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 function gather(name: string, x: Tensor, outShape: number[], strides: number[], base: number): Tensor {
   const out = Tensor.empty(outShape, name);
   if (out.numel === 0) return out;
-  const k = gatherKernel(outShape, strides, base);
-  dispatch({ name, detail: `[${x.shape}] -> [${outShape}]`, code: k.code, workgroups: k.workgroups, buffers: [x.buffer, out.buffer] });
+  const k = gatherKernel(outShape, strides);
+  dispatch({ name, detail: `[${x.shape}] -> [${outShape}]`, code: k.code, workgroups: k.workgroups, buffers: [x.buffer, out.buffer], uniforms: new Uint32Array([base, 0, 0, 0]) });
   return out;
 }
 
 /** Writes all of `src` into `out` at `base + Σ coord·strides` (no autograd). */
 function scatter(name: string, src: Tensor, out: Tensor, strides: number[], base: number): void {
   if (src.numel === 0) return;
-  const k = scatterKernel(src.shape, strides, base);
-  dispatch({ name, detail: `[${src.shape}] -> [${out.shape}]`, code: k.code, workgroups: k.workgroups, buffers: [src.buffer, out.buffer] });
+  const k = scatterKernel(src.shape, strides);
+  dispatch({ name, detail: `[${src.shape}] -> [${out.shape}]`, code: k.code, workgroups: k.workgroups, buffers: [src.buffer, out.buffer], uniforms: new Uint32Array([base, 0, 0, 0]) });
 }
 
 export function permute(x: Tensor, dims: number[]): Tensor {
