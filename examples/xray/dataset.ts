@@ -13,6 +13,8 @@ export interface XrayData {
   datasets: { train: data.NihDataset; val: data.NihDataset; test: data.NihDataset };
   /** Positive count per class in the training split. */
   positives: number[];
+  /** Image name → file path. */
+  paths: Map<string, string>;
 }
 
 const CSV_NAMES = ['Data_Entry_2017.csv', 'Data_Entry_2017_v2020.csv'];
@@ -81,7 +83,7 @@ export function prepareData(config: Config, dataDir: string, log: (s: string) =>
   const positives = classes.map((_, j) => splits.train.filter((r) =>
     j < data.FINDINGS.length ? r.labels.includes(classes[j]) : r.labels.length === 0 || r.labels.includes(data.NO_FINDING)).length);
   return {
-    dataDir, classes, splits, datasets, positives,
+    dataDir, classes, splits, datasets, positives, paths,
     loaders: { train: loader(datasets.train, true, 0), val: loader(datasets.val, false, 1), test: loader(datasets.test, false, 2) },
   };
 }

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   if (skipped > 0) log(`${skipped} unreadable image(s) were skipped`);
 
   await writeOutputs(config, d, model, run.history, { validation: valMetrics, test: testMetrics }, test);
-  log(`outputs in ${out}: predictions.csv, metrics.json, report.html, best.safetensors`);
+  log(`outputs in ${out}: predictions.csv, metrics.json, index.html (report with curves and Grad-CAM), best.safetensors`);
 }
 
 async function train(
@@ -137,9 +137,12 @@ async function gradCams(config: Config, d: XrayData, model: XrayModel): Promise<
     const c = item.label.findIndex((v) => v === 1);
     const { channels, height, width } = item.image;
     const cam = await gradCam(model, item.image.data, [1, channels, height, width], c);
-    const grey = item.image.data.subarray(0, height * width);
+    // drawn over the original image at a size a person can read (at least 256 px)
+    const original = data.readImage(d.paths.get(item.name)!);
+    const side = Math.max(256, original.height);
+    const grey = data.functional.resize(original, [side, side]).data;
     const file = `gradcam-${item.name.replace(/\.png$/, '')}-${d.classes[c]}.png`;
-    writeHeatmapOverlay(outPath(config.out, file), grey, height, width, cam.heat, cam.h, cam.w);
+    writeHeatmapOverlay(outPath(config.out, file), grey, side, side, cam.heat, cam.h, cam.w);
     out.push({ title: `Grad-CAM ${item.name}: ${d.classes[c]}`, file });
   }
   return out;

@@ -101,7 +101,7 @@ export async function writeTrainingCurves(path: string, history: readonly EpochR
 }
 
 /** Writes a PNG with one ROC curve per class (legend shows each class's AUROC) and the chance diagonal. */
-export async function writeRocCurves(path: string, rocs: readonly RocCurve[]): Promise<void> {
+export async function writeRocCurves(path: string, rocs: readonly RocCurve[], split = 'test'): Promise<void> {
   if (rocs.length === 0) throw new Error(`writeRocCurves: no ROC curves to draw for ${path}`);
   const points = rocs.flatMap((r) => {
     if (r.fpr.length !== r.tpr.length || r.fpr.length < 2) {
@@ -114,7 +114,7 @@ export async function writeRocCurves(path: string, rocs: readonly RocCurve[]): P
   const axis = (field: string, title: string) => ({ field, type: 'quantitative' as const, title, scale: { domain: [0, 1] } });
   await writeChart(path, {
     config: chartConfig,
-    title: 'ROC curves (validation)',
+    title: `ROC curves (${split})`,
     width: 380, height: 380,
     layer: [
       {
