@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { init, memoryInfo } from '@lib/nn';
+import { init, memoryInfo, type Tensor } from '@lib/nn';
 import type { Module } from '../src/nn/module.js';
-import { EfficientNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from '../src/nn/models/index.js';
+import { BatchNorm2d, Conv2d } from '../src/nn/layers/index.js';
+import { Bottleneck, EfficientNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from '../src/nn/models/index.js';
 
 const shapes = (m: Module) => new Map([...m.stateDict()].map(([k, t]) => [k, t.shape]));
 
@@ -145,5 +146,50 @@ describe('model parameter counts and state-dict keys', () => {
     expect(s6.get('_conv_head.weight')).toEqual([2304, 576, 1, 1]);
     expect(s6.get('_fc.weight')).toEqual([14, 2304]);
     b6.dispose();
+  });
+
+  it('torchvision init and layout: v1.5 strides, kaiming fan-out convs, BN ones/zeros, zero-init residual', async () => {
+    const values = async (t: Tensor) => Array.from(await t.data());
+    const m = resnet50({ zeroInitResidual: true });
+    const b = m.layer2.get(0) as Bottleneck;
+    expect([b.conv1.stride, b.conv2.stride, b.conv3.stride]).toEqual([[1, 1], [2, 2], [1, 1]]);
+    expect((b.downsample as unknown as { get(i: number): Conv2d }).get(0).stride).toEqual([2, 2]);
+    expect(new Set(await values(b.bn3.weight!))).toEqual(new Set([0]));
+    expect(new Set(await values(b.bn2.weight!))).toEqual(new Set([1]));
+    expect(new Set(await values(b.bn2.bias!))).toEqual(new Set([0]));
+    // layer3.0.conv2: [256, 256, 3, 3], fan_out = 256·9, std = √2/√fan_out
+    const w = await values((m.layer3.get(0) as Bottleneck).conv2.weight);
+    const std = Math.sqrt(w.reduce((a, v) => a + v * v, 0) / w.length);
+    expect(std / Math.sqrt(2 / (256 * 9))).toBeGreaterThan(0.98);
+    expect(std / Math.sqrt(2 / (256 * 9))).toBeLessThan(1.02);
+    m.dispose();
+    const r18 = resnet18();
+    expect(new Set(await values(r18.layer1.get(0).stateDict().get('bn2.weight')!))).toEqual(new Set([1]));
+    r18.dispose();
+  });
+
+  it('efficientnet static padding follows the image as it shrinks; BN and drop-connect settings', () => {
+    const m = EfficientNet.fromName('efficientnet-b0');
+    // 224 → stem 3x3/2 pads [0, 1]; block 3 (5x5/2) sees 56: out 28, total pad 27·2 + 5 − 56 = 3 → [1, 2]
+    expect(m._conv_stem.padding).toEqual([0, 1, 0, 1]);
+    expect(m._blocks.get(3)._depthwise_conv.padding).toEqual([1, 2, 1, 2]);
+    expect(m._blocks.get(4)._depthwise_conv.padding).toEqual([2, 2, 2, 2]);
+    expect(m._blocks.get(1)._se_reduce!.padding).toEqual([0, 0, 0, 0]);
+    const bns = [...m.modules()].filter((x): x is BatchNorm2d => x instanceof BatchNorm2d);
+    expect(bns.every((bn) => Math.abs(bn.momentum - 0.01) < 1e-12 && bn.eps === 1e-3)).toBe(true);
+    expect(m._blocks.get(0).dropConnectRate).toBe(0);
+    expect(m._blocks.get(8).dropConnectRate).toBeCloseTo((0.2 * 8) / 16, 12);
+    expect(m._dropout.p).toBe(0.2);
+    m.dispose();
+    const odd = EfficientNet.fromName('efficientnet-b0', { imageSize: 65, dropoutRate: 0.1, dropConnectRate: 0 });
+    // 65 → out 33, total pad 32·2 + 3 − 65 = 2 → [1, 1]
+    expect(odd._conv_stem.padding).toEqual([1, 1, 1, 1]);
+    expect(odd._dropout.p).toBe(0.1);
+    expect([...odd._blocks].every((blk) => blk.dropConnectRate === 0)).toBe(true);
+    odd.dispose();
+    const b7 = EfficientNet.fromName('efficientnet-b7');
+    expect(b7._dropout.p).toBe(0.5);
+    b7.dispose();
+    expect(() => EfficientNet.fromName('efficientnet-b9')).toThrow(/unknown model 'efficientnet-b9'/);
   });
 });
