@@ -101,7 +101,10 @@ function parseHeader(path: string, file: Buffer): Parsed {
   return { entries, metadata, dataStart };
 }
 
-/** Reads a safetensors file into float32 tensors on the GPU (F32, F16, BF16 and I64 are converted), by key in file order. */
+/**
+ * Reads a safetensors file into float32 tensors on the GPU (F32, F16, BF16 and I64 are converted),
+ * by key in file order. The caller owns them: dispose them once copied with `loadStateDict`.
+ */
 export async function loadSafetensors(path: string): Promise<Map<string, Tensor>> {
   const file = await readFile(path);
   const { entries, dataStart } = parseHeader(path, file);
