@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as nn from '@lib/nn';
 import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
-import { setMaxDispatchesPerSubmit, pipelineCount } from '../src/tensor/device.js';
+import { setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount } from '../src/tensor/device.js';
 
 beforeAll(async () => {
   await init();
@@ -154,5 +154,26 @@ describe('runtime', () => {
     const c = tensor([7, 7, 7, 7]); // likely the same buffer
     expect(Array.from(await b.data())).toEqual([10, 20, 30, 40]);
     expect(Array.from(await c.data())).toEqual([7, 7, 7, 7]);
+  });
+
+  it('splits element-wise work over tensors larger than one storage binding', async () => {
+    const n = 10_000 + 3;
+    const a = nn.arange(n);
+    const b = nn.mul(nn.ones([n]), 2);
+    setMaxBindingSizeForTesting(16 * 1024); // 4096 elements per binding
+    try {
+      const c = nn.add(a, b).mul(3); // two ops, each in three ranges
+      nn.mapInPlace('scale', c, (t) => `${t} * 0.5`, []);
+      const d = await c.data();
+      expect(d[0]).toBe(3);
+      expect(d[4095]).toBe((4095 + 2) * 1.5);
+      expect(d[4096]).toBe((4096 + 2) * 1.5);
+      expect(d[n - 1]).toBe((n - 1 + 2) * 1.5);
+      const live = memoryInfo().liveBuffers;
+      expect(() => nn.add(a, nn.zeros([5, 1]))).toThrow(/add: shapes \[10003\] \[5,1\] broadcast to \[5,10003\], larger than one storage binding/);
+      expect(memoryInfo().liveBuffers).toBe(live + 1); // the zeros operand, nothing allocated for the failed op
+    } finally {
+      setMaxBindingSizeForTesting(undefined);
+    }
   });
 });

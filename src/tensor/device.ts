@@ -282,6 +282,12 @@ export function foldWorkgroups(n: number, maxPerDim: number): [number, number] {
 /** Records one dispatch into the open batch. */
 export function dispatch(d: Dispatch): void {
   const r = runtime();
+  for (const b of d.buffers) {
+    const size = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
+    if (size > r.info.limits.maxStorageBufferBindingSize) {
+      throw new Error(`${d.name} ${d.detail ?? ''}: a buffer of ${size} bytes exceeds the device's storage binding limit (${r.info.limits.maxStorageBufferBindingSize} bytes); this op does not split its work yet`);
+    }
+  }
   const p = pipeline(r, d);
   const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
   if (d.uniforms) entries.push({ binding: d.buffers.length, resource: uniformSlot(r, d.uniforms) });

@@ -2,7 +2,7 @@
  * Element-wise ops with NumPy broadcasting, each with its backward rule beside it.
  * Operands may be tensors or numbers; numbers travel as uniforms, so changing them never recompiles.
  */
-import { dispatch } from '../device.js';
+import { dispatch, maxBindingSize } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { mapKernel } from '../../shaders/elementwise.js';
@@ -51,44 +51,56 @@ function uniformOf(scalars: number[]): Float32Array | undefined {
   return u;
 }
 
+/**
+ * Records an element-wise kernel over `tensors` into `out`. Work whose buffers exceed one storage
+ * binding is split into ranges of the flat index, which needs every tensor at the output's shape.
+ */
+/** Throws before allocating when the work needs splitting but cannot be split (broadcasting). */
+function checkSplittable(name: string, tensors: Tensor[], outShape: number[]): void {
+  const numel = outShape.reduce((a, b) => a * b, 1);
+  if (numel * 4 > maxBindingSize() && tensors.some((t) => t.numel !== numel)) {
+    throw new Error(`${name}: shapes ${tensors.map((t) => `[${t.shape}]`).join(' ')} broadcast to [${outShape}], larger than one storage binding (${maxBindingSize()} bytes); only same-shape operands are split`);
+  }
+}
+
+function runMap(name: string, code: string, tensors: Tensor[], outShape: number[], scalars: number[], out: Tensor, inPlace: boolean): void {
+  const shapes = tensors.map((t) => t.shape);
+  const detail = [...(inPlace ? [outShape] : []), ...shapes].map((s) => `[${s}]`).join(' ');
+  const numel = out.numel;
+  const limit = Math.floor(maxBindingSize() / 4 / 1024) * 1024; // elements per range, offsets 256-byte aligned
+  if (numel <= limit) {
+    const k = mapKernel(code, shapes, outShape, scalars.length > 0, inPlace);
+    dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map((t) => t.buffer), out.buffer], uniforms: uniformOf(scalars) });
+    return;
+  }
+  for (let start = 0; start < numel; start += limit) {
+    const len = Math.min(limit, numel - start);
+    const range = (t: Tensor) => ({ buffer: t.buffer, offset: start * 4, size: len * 4 });
+    const k = mapKernel(code, shapes.map(() => [len]), [len], scalars.length > 0, inPlace);
+    dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map(range), range(out)], uniforms: uniformOf(scalars) });
+  }
+}
+
 /** Runs an element-wise kernel without recording autograd. `expr` builds WGSL from the operands' names. */
 export function map(name: string, expr: Expr, operands: Operand[]): Tensor {
   const { tensors, scalars, names } = operandCode(operands);
   if (!tensors.length) throw new Error(`${name}: needs at least one tensor operand`);
-  const shapes = tensors.map((t) => t.shape);
-  const outShape = broadcastShapes(name, ...shapes);
+  const outShape = broadcastShapes(name, ...tensors.map((t) => t.shape));
+  checkSplittable(name, tensors, outShape);
   const out = Tensor.empty(outShape, name);
-  if (out.numel === 0) return out;
-  const k = mapKernel(expr(...names), shapes, outShape, scalars.length > 0);
-  dispatch({
-    name,
-    detail: shapes.map((s) => `[${s}]`).join(' '),
-    code: k.code,
-    workgroups: k.workgroups,
-    buffers: [...tensors.map((t) => t.buffer), out.buffer],
-    uniforms: uniformOf(scalars),
-  });
+  if (out.numel > 0) runMap(name, expr(...names), tensors, outShape, scalars, out, false);
   return out;
 }
 
 /** Updates `target` in place: `target = expr(target, ...operands)`. Operands broadcast to the target's shape. */
 export function mapInPlace(name: string, target: Tensor, expr: Expr, operands: Operand[]): void {
   const { tensors, scalars, names } = operandCode(operands);
-  const shapes = tensors.map((t) => t.shape);
-  const outShape = broadcastShapes(name, target.shape, ...shapes);
+  const outShape = broadcastShapes(name, target.shape, ...tensors.map((t) => t.shape));
   if (outShape.join() !== target.shape.join()) {
     throw new Error(`${name}: in-place result of shape [${outShape}] does not fit target [${target.shape}]`);
   }
-  if (target.numel === 0) return;
-  const k = mapKernel(expr('t', ...names), shapes, target.shape, scalars.length > 0, true);
-  dispatch({
-    name,
-    detail: [target.shape, ...shapes].map((s) => `[${s}]`).join(' '),
-    code: k.code,
-    workgroups: k.workgroups,
-    buffers: [...tensors.map((t) => t.buffer), target.buffer],
-    uniforms: uniformOf(scalars),
-  });
+  checkSplittable(name, [target, ...tensors], target.shape);
+  if (target.numel > 0) runMap(name, expr('t', ...names), tensors, target.shape, scalars, target, true);
 }
 
 const tensorsOf = (ops: Operand[]) => ops.filter((o): o is Tensor => o instanceof Tensor);
