@@ -123,27 +123,40 @@ async function writeOutputs(
   }
   await writeRocCurves(outPath(out, 'roc-curves.png'), rocCurves(test.probs, test.targets, d.classes));
   images.push({ title: 'ROC curves (test)', file: 'roc-curves.png' });
-  for (const cam of await gradCams(config, d, model)) images.push(cam);
+  for (const cam of await gradCams(config, d, model, test)) images.push(cam);
   writeHtmlReport(out, { title: `Chest X-ray classification — ${config.model}`, config: { ...config }, metrics: metrics.test!, images });
 }
 
-/** Grad-CAM for the first test images that carry a finding, on their most probable class. */
-async function gradCams(config: Config, d: XrayData, model: XrayModel): Promise<{ title: string; file: string }[]> {
+/**
+ * Grad-CAM for up to `config.gradcam` test images, each showing a different finding: for every
+ * class, the positive test image the model scores highest.
+ */
+async function gradCams(config: Config, d: XrayData, model: XrayModel, test: { names: string[]; probs: Float32Array; targets: Float32Array }) {
+  const k = d.classes.length;
+  const picks: { index: number; cls: number; p: number }[] = [];
+  for (let c = 0; c < k; c++) {
+    let best = -1;
+    for (let i = 0; i < test.names.length; i++) {
+      if (test.targets[i * k + c] === 1 && (best < 0 || test.probs[i * k + c] > test.probs[best * k + c])) best = i;
+    }
+    if (best >= 0) picks.push({ index: best, cls: c, p: test.probs[best * k + c] });
+  }
+  picks.sort((a, b) => b.p - a.p);
+  const byName = new Map(d.splits.test.map((r, i) => [r.imageIndex, i]));
   const out: { title: string; file: string }[] = [];
-  const ds = d.datasets.test;
-  for (let i = 0; i < ds.length && out.length < config.gradcam; i++) {
-    const item = await ds.getItem(i, new data.Rng(0));
-    if (!item || item.label.every((v) => v === 0)) continue;
-    const c = item.label.findIndex((v) => v === 1);
+  for (const { index, cls } of picks.slice(0, config.gradcam)) {
+    const name = test.names[index];
+    const item = await d.datasets.test.getItem(byName.get(name)!, new data.Rng(0));
+    if (!item) continue;
     const { channels, height, width } = item.image;
-    const cam = await gradCam(model, item.image.data, [1, channels, height, width], c);
+    const cam = await gradCam(model, item.image.data, [1, channels, height, width], cls);
     // drawn over the original image at a size a person can read (at least 256 px)
-    const original = data.readImage(d.paths.get(item.name)!);
+    const original = data.readImage(d.paths.get(name)!);
     const side = Math.max(256, original.height);
     const grey = data.functional.resize(original, [side, side]).data;
-    const file = `gradcam-${item.name.replace(/\.png$/, '')}-${d.classes[c]}.png`;
+    const file = `gradcam-${name.replace(/\.png$/, '')}-${d.classes[cls]}.png`;
     writeHeatmapOverlay(outPath(config.out, file), grey, side, side, cam.heat, cam.h, cam.w);
-    out.push({ title: `Grad-CAM ${item.name}: ${d.classes[c]}`, file });
+    out.push({ title: `Grad-CAM ${name}: ${d.classes[cls]}`, file });
   }
   return out;
 }
