@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     await loadCheckpoint(bestPath, model.module, optimizer);
     log(`testing the best model (epoch ${run.bestEpoch}, validation loss ${run.bestValLoss.toFixed(4)})`);
   }
-  const test = await runPass(model, d.loaders.test, { label: 'Test', numClasses: d.classes.length, collect: true, maxBatches: config.maxBatches ?? undefined });
+  const test = await runPass(model, d.loaders.test, { label: 'Test', numClasses: d.classes.length, posWeight, collect: true, maxBatches: config.maxBatches ?? undefined });
   printPredictions(test.names, test.probs, test.targets, d.classes, config.show);
   const testMetrics = summarize(test.probs, test.targets, d.classes);
   log(`Test Loss: ${test.loss.toFixed(4)}, Test Accuracy: ${pct(testMetrics.accuracy)}, Test F1 (micro/macro): ${pct(testMetrics.f1.micro)} / ${pct(testMetrics.f1.macro)}, ` +
