@@ -4,7 +4,7 @@
  */
 import { expect } from 'vitest';
 import { Tensor, tensor, tidy } from '@lib/nn';
-import { type Arr, arr, numel, numericGrad, Rng, randArr } from './reference/index.js';
+import { type Arr, allClose, arr, maxAbsDiff, numel, numericGrad, Rng, randArr } from './reference/index.js';
 
 /** A GPU tensor holding a reference array's values. */
 export function toTensor(a: Arr, requiresGrad = false): Tensor {
@@ -65,4 +65,29 @@ export async function gradcheck(
     await expectClose(g!, arr(inputs[i].shape, numeric), atol, rtol, `d/dinput${i}`);
     g!.dispose();
   }
+}
+
+/** Host copy of a tensor as a reference array. */
+export const toArr = async (t: Tensor): Promise<Arr> => arr(t.shape, await t.data());
+
+/** Asserts two reference arrays are equal in shape and close in value. */
+export function expectArrClose(got: Arr, want: Arr, what: string, atol = 1e-5, rtol = 1e-4): void {
+  expect(got.shape, what).toEqual(want.shape);
+  expect(allClose(got, want, rtol, atol), `${what}: max |diff| ${maxAbsDiff(got, want)}`).toBe(true);
+}
+
+/** Central differences of a scalar GPU function in float32, every evaluation recorded before one wait. */
+export async function fdGrad(f: (x: Tensor) => Tensor, x0: Arr, eps = 1e-2): Promise<Arr> {
+  const outs = tidy(() =>
+    Array.from(x0.data).flatMap((_, i) =>
+      [eps, -eps].map((step) => {
+        const x = Float32Array.from(x0.data);
+        x[i] += step;
+        return f(tensor(x, x0.shape));
+      }),
+    ),
+  );
+  const v = await Promise.all(outs.map((t) => t.item()));
+  outs.forEach((t) => t.dispose());
+  return arr(x0.shape, x0.data.map((_, i) => (v[2 * i] - v[2 * i + 1]) / (2 * eps)));
 }

@@ -1,35 +1,16 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { init, tensor, tidy, type Tensor } from '@lib/nn';
+import { init, tensor, type Tensor } from '@lib/nn';
 import { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, type Reduction } from '../src/nn/functional/index.js';
 import {
-  Rng, arr, allClose, maxAbsDiff, numericGrad, randArr, randnArr, type Arr,
+  Rng, arr, numericGrad, randArr, randnArr, type Arr,
   binaryCrossEntropyWithLogits as refBce, binaryCrossEntropyWithLogitsBackward as refBceBackward,
   crossEntropy as refCe, crossEntropyBackward as refCeBackward, mseLoss as refMse, mseLossBackward as refMseBackward,
 } from './reference/index.js';
+import { expectArrClose, fdGrad, toArr as host, toTensor as gpu } from './gradcheck.js';
+const expectClose = expectArrClose;
 
-const gpu = (a: Arr, requiresGrad = false) => tensor(Float32Array.from(a.data), a.shape, { requiresGrad });
-const host = async (t: Tensor): Promise<Arr> => arr(t.shape, await t.data());
 
-function expectClose(got: Arr, want: Arr, what: string, atol = 1e-5, rtol = 1e-4): void {
-  expect(got.shape, what).toEqual(want.shape);
-  expect(allClose(got, want, rtol, atol), `${what}: max |diff| ${maxAbsDiff(got, want)}`).toBe(true);
-}
 
-/** Central differences of a scalar GPU function, every evaluation recorded before one wait. */
-async function fdGrad(f: (x: Tensor) => Tensor, x0: Arr, eps = 1e-2): Promise<Arr> {
-  const outs = tidy(() =>
-    Array.from(x0.data).flatMap((_, i) =>
-      [eps, -eps].map((step) => {
-        const x = Float32Array.from(x0.data);
-        x[i] += step;
-        return f(tensor(x, x0.shape));
-      }),
-    ),
-  );
-  const v = await Promise.all(outs.map((t) => t.item()));
-  outs.forEach((t) => t.dispose());
-  return arr(x0.shape, x0.data.map((_, i) => (v[2 * i] - v[2 * i + 1]) / (2 * eps)));
-}
 
 /** Upstream gradient for a loss output: random per element for 'none', a random scalar otherwise. */
 const upstream = (shape: number[], rng: Rng): Arr => (shape.length ? randnArr(shape, rng) : arr([], [rng.uniform(0.5, 2)]));

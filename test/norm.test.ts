@@ -2,37 +2,14 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { init, tensor, tidy, mul, sum, type Tensor } from '@lib/nn';
 import { batchNorm, batchNormStats } from '../src/nn/functional/index.js';
 import {
-  Rng, arr, allClose, maxAbsDiff, randArr, randnArr, type Arr,
+  Rng, arr, randArr, randnArr, type Arr,
   batchNorm2dTrain, batchNorm2dEval, batchNorm2dBackward,
 } from './reference/index.js';
+import { expectArrClose, fdGrad, toArr as host, toTensor as gpu } from './gradcheck.js';
+const expectClose = (got: Arr, want: Arr, what: string, atol = 1e-4, rtol = 1e-3) => expectArrClose(got, want, what, atol, rtol);
 
-const gpu = (a: Arr, requiresGrad = false) => tensor(Float32Array.from(a.data), a.shape, { requiresGrad });
-const host = async (t: Tensor): Promise<Arr> => arr(t.shape, await t.data());
 const as4d = (a: Arr): Arr => (a.shape.length === 4 ? a : arr([...a.shape, ...Array(4 - a.shape.length).fill(1)], a.data));
 
-function expectClose(got: Arr, want: Arr, what: string, atol = 1e-4, rtol = 1e-3): void {
-  expect(got.shape, what).toEqual(want.shape);
-  expect(allClose(got, want, rtol, atol), `${what}: max |diff| ${maxAbsDiff(got, want)}`).toBe(true);
-}
-
-/**
- * Central differences of a scalar GPU function of one input, in float32. Every perturbed
- * evaluation is recorded first and read back once (a read-back per evaluation is slow here).
- */
-async function fdGrad(f: (x: Tensor) => Tensor, x0: Arr, eps = 1e-2): Promise<Arr> {
-  const outs = tidy(() =>
-    Array.from(x0.data).flatMap((_, i) =>
-      [eps, -eps].map((step) => {
-        const x = Float32Array.from(x0.data);
-        x[i] += step;
-        return f(tensor(x, x0.shape));
-      }),
-    ),
-  );
-  const v = await Promise.all(outs.map((t) => t.item()));
-  outs.forEach((t) => t.dispose());
-  return arr(x0.shape, x0.data.map((_, i) => (v[2 * i] - v[2 * i + 1]) / (2 * eps)));
-}
 
 // Shapes: batch 1 and 3, channel counts not a multiple of 4, odd spatial sizes, an [N, C] input,
 // HW divisible by 4 (vector loads), and enough values per channel to split the reduction into parts.

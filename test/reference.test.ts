@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import {
-  type Arr, Rng, arr, randArr, at, full, allClose, numericGrad,
+  type Arr, Rng, arr, randArr, at, numericGrad,
   broadcastShape, broadcastTo, add, sub, mul, div, pow, maximum, minimum, gt, ge, lt, le, eq, where,
   exp, log, sqrt, rsqrt, abs, neg, relu, sigmoid, tanh, silu, clamp,
   sum, mean, max, min, variance, argmax, softmax, logSoftmax,

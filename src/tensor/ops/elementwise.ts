@@ -117,8 +117,6 @@ function defineOp(name: string, expr: Expr, grads?: (g: Tensor, out: Tensor, ...
   };
 }
 
-const asT = (x: Operand) => x as Tensor;
-
 export const add: (a: Operand, b: Operand) => Tensor = defineOp('add', (a, b) => `${a} + ${b}`, (g) => [g, g]);
 export const sub: (a: Operand, b: Operand) => Tensor = defineOp('sub', (a, b) => `${a} - ${b}`, (g) => [g, neg(g)]);
 export const mul: (a: Operand, b: Operand) => Tensor = defineOp('mul', (a, b) => `${a} * ${b}`, (g, _o, a, b) => [mul(g, b), mul(g, a)]);
