@@ -16,6 +16,8 @@ export interface RunState {
   earlyStopCounter: number;
   history: EpochRecord[];
   config: Record<string, unknown>;
+  /** The learning-rate scheduler's state, so a resumed run follows the same schedule. */
+  scheduler: optim.SchedulerStateDict | null;
 }
 
 type ScalarState = Record<string, Record<string, number>>;

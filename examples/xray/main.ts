@@ -38,10 +38,11 @@ async function main(): Promise<void> {
 
   const lastPath = outPath(out, 'last.safetensors');
   const bestPath = outPath(out, 'best.safetensors');
-  let run: RunState = { epoch: 0, bestValLoss: Infinity, bestEpoch: 0, earlyStopCounter: 0, history: [], config: { ...config } };
+  let run: RunState = { epoch: 0, bestValLoss: Infinity, bestEpoch: 0, earlyStopCounter: 0, history: [], config: { ...config }, scheduler: null };
   if (config.resume) {
     if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint at ${lastPath}`);
     run = await loadCheckpoint(lastPath, model.module, optimizer);
+    if (scheduler && run.scheduler) scheduler.loadStateDict(run.scheduler);
     log(`resumed from ${lastPath}: ${run.epoch} epoch(s) done, best validation loss ${run.bestValLoss.toFixed(4)} at epoch ${run.bestEpoch}`);
   }
   const valMetrics = await train(config, d, model, optimizer, scheduler, posWeight, run, lastPath, bestPath);
@@ -100,6 +101,7 @@ async function train(
     } else run.earlyStopCounter++;
     if (scheduler instanceof optim.ReduceLROnPlateau) scheduler.step(val.loss);
     else scheduler?.step();
+    run.scheduler = scheduler?.stateDict() ?? null;
     await saveCheckpoint(lastPath, model.module, optimizer, run);
     if (run.earlyStopCounter >= config.patience) {
       log('Early Stopping: No improvement in validation loss. Training stopped.');
