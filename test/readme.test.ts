@@ -14,7 +14,7 @@ it('the README example runs and prints what it says', () => {
   try {
     const file = join(dir, 'example.mjs');
     writeFileSync(file, code!);
-    const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 240_000 });
+    const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 540_000 });
     expect(out).toContain('[ [ 7, 11 ], [ 9, 13 ] ]');
     const loss = Number(/loss ([\d.eE+-]+)/.exec(out)?.[1]);
     expect(loss).toBeGreaterThan(0);
@@ -22,4 +22,4 @@ it('the README example runs and prints what it says', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}, 300_000);
+}, 600_000);
