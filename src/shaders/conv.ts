@@ -1,19 +1,22 @@
 /**
- * Grouped 2-D convolution as an implicit GEMM (no im2col buffer), NCHW, float32.
+ * Grouped 2-D convolution as an implicit GEMM (no im2col buffer), float32.
  *
- * One kernel, `gconvKernel`, serves the forward pass and the data gradient: both are "for every
- * output position of a grid, sum over taps and reduction channels of A[channel, grid·stride + tap
- * offset] · W". The data gradient runs it once per stride phase (the input pixels whose
- * coordinates are equal modulo the stride), where only the taps that land on an output pixel take
- * part, so no zeros are inserted and no work is masked away. Each thread keeps a register tile of
- * `tileO` output channels × 4 grid positions; weights are re-laid out (`arrangeWeightsKernel`) so
- * the output channels of one tap and reduction channel are one vec4 load. Lavapipe makes every
- * storage load a scalar loop over lanes, so loads per FMA is what counts, and workgroup shared
- * memory would only add loads.
+ * The operand that is reduced over channels is first packed ([image][group][pixel][channel], channels
+ * zero-padded) so that channels are contiguous: four of them are one vec4 load. `gconvKernel` then
+ * serves the forward pass and the data gradient: for every position of an output grid it sums over
+ * taps and packed channels of A[position·stride + tap offset] · W. The data gradient runs it once per
+ * stride phase (input pixels equal modulo the stride), where only the taps that land on an output
+ * pixel take part, so no zeros are inserted. A thread keeps `tileO` output channels × `tileP`
+ * positions in registers; with subgroups the 8 lanes of a subgroup take adjacent positions and
+ * share the weights (each lane loads one channel's and broadcasts them). The weight gradient is the
+ * same GEMM with the reduction over pixels. Lavapipe turns storage loads into gathers, so loads per
+ * FMA is what counts; workgroup shared memory would only add loads.
  *
- * Tensors larger than one binding are processed a chunk of images at a time: the runtime uniforms
- * `aOff`/`bOff` give the element offset of the chunk inside its (256-byte aligned) binding and `nb`
- * the number of images in it.
+ * Only the tile shape, the flags and the number of unrolled steps are compiled in: sizes, strides,
+ * paddings and taps are runtime uniforms, so one pipeline serves every layer of a network
+ * (compiling one of these kernels takes lavapipe a second or more). Tensors larger than one binding
+ * are processed a chunk of images at a time (`aOff`/`bOff`: element offsets of the chunk inside its
+ * 256-byte aligned binding, `nb`: images in the chunk).
  */
 import { buffers } from './common.js';
 
@@ -24,259 +27,307 @@ export interface Tap {
   dx: number;
 }
 
-/** Where a convolution-like kernel reads and writes, per image. */
-export interface StencilGeometry {
-  /** Input A per image: [channels, height, width]. */
-  aShape: [number, number, number];
-  /** Output B per image: [channels, height, width]. */
-  bShape: [number, number, number];
-  /** Output grid [rows, cols]: grid position (gy, gx) is written at B[outStart + (gy, gx)·outStep]. */
-  grid: [number, number];
-  outStart: [number, number];
-  outStep: [number, number];
-  /** Grid position (gy, gx) reads A at (gy, gx)·inStride + (tap.dy, tap.dx). */
-  inStride: [number, number];
-  taps: Tap[];
+/**
+ * A uniform block: fields in order (the first four shared by every kernel here), i32 where listed.
+ * `pack` lays values out in the same order, so the WGSL and the host can never disagree.
+ */
+export function uniformLayout(fields: string[], signed: string[] = []) {
+  const all = ['aOff', 'bOff', 'nb', 'slot', ...fields];
+  return {
+    decl: `struct U { ${all.map((f) => `${f}: ${signed.includes(f) ? 'i32' : 'u32'}`).join(', ')} }`,
+    pack(values: Record<string, number>): Uint32Array {
+      const words = new Int32Array(all.length);
+      all.forEach((f, i) => {
+        const v = values[f] ?? 0;
+        if (!Number.isInteger(v)) throw new Error(`uniform ${f} = ${v} is not an integer`);
+        words[i] = v;
+      });
+      return new Uint32Array(words.buffer);
+    },
+  };
 }
 
-export const UNIFORM_DECL = 'struct U { aOff: u32, bOff: u32, nb: u32, slot: u32 }';
-const uniformBinding = (i: number) => `@group(0) @binding(${i}) var<uniform> u: U;`;
-
-/** Whether some tap of some grid position reads outside A (so loads need a bounds mask). */
-export function needsMask(g: Pick<StencilGeometry, 'aShape' | 'grid' | 'inStride' | 'taps'>): boolean {
-  const [, ha, wa] = g.aShape;
-  return g.taps.some(
-    (t) => t.dy < 0 || t.dx < 0 || (g.grid[0] - 1) * g.inStride[0] + t.dy > ha - 1 || (g.grid[1] - 1) * g.inStride[1] + t.dx > wa - 1,
-  );
-}
+export const uniformBinding = (i: number) => `@group(0) @binding(${i}) var<uniform> u: U;`;
 
 /** The thread index of a 1-D kernel whose grid of 64-thread workgroups may be folded into 2-D. */
-const MAIN = `@compute @workgroup_size(64)
+export const MAIN = `@compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * 64u;`;
 
-export interface ArrangeParams {
-  groups: number;
-  /** Output channels per group (O / groups) and input channels per group (C / groups) of the weight. */
-  opg: number;
-  cpg: number;
-  kk: number;
-  /** 'forward': WT[g][tap][ci][oc]; 'data': WT[g][tap][oc][ci] (for the data gradient). */
-  mode: 'forward' | 'data';
-  /** The fastest dim padded with zeros to this length (a multiple of the kernel's channel tile). */
-  pad: number;
-}
+/** Lanes that share values through subgroup broadcasts (lavapipe's subgroup size on 256-bit SIMD). */
+export const SUBGROUP = 8;
+const SG_HEADER = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';
 
-/** Re-lays a weight [O, C/groups, kh, kw] out as [groups][tap][reduction channel][output channel padded]. */
-export function arrangeWeightsKernel(p: ArrangeParams) {
-  const [cin, cout] = p.mode === 'forward' ? [p.cpg, p.opg] : [p.opg, p.cpg];
-  const total = p.groups * p.kk * cin * p.pad;
-  const src = p.mode === 'forward' ? `((g * ${p.opg}u + b) * ${p.cpg}u + a) * ${p.kk}u + tap` : `((g * ${p.opg}u + a) * ${p.cpg}u + b) * ${p.kk}u + tap`;
-  const code = `${buffers([['Wsrc', 'read'], ['WT', 'read_write']])}
+// ---------------------------------------------------------------- packing
+
+export const PACK_U = uniformLayout(['cin', 'hw', 'c4', 'groups']);
+
+/**
+ * NCHW images (at element offset u.aOff, u.nb of them) → [image][group][pixel][channel], channels
+ * zero-padded to 4·u.c4. One thread per output vec4. Bindings SRC, DST (vec4), uniforms.
+ */
+export function packKernel(): string {
+  return `${PACK_U.decl}
+${buffers([['SRC', 'read'], ['DST', 'read_write', 'vec4<f32>']])}
+${uniformBinding(2)}
 ${MAIN}
-  if (t >= ${total}u) { return; }
-  let b = t % ${p.pad}u;
-  let r = t / ${p.pad}u;
-  let a = r % ${cin}u;
-  let r2 = r / ${cin}u;
-  let tap = r2 % ${p.kk}u;
-  let g = r2 / ${p.kk}u;
-  let ok = b < ${cout}u;
-  WT[t] = select(0.0, Wsrc[select(0u, ${src}, ok)], ok);
+  let pix = t % u.hw;
+  let r = t / u.hw;
+  let cb = r % u.c4;
+  let gn = r / u.c4;
+  if (gn >= u.nb * u.groups) { return; }
+  let src = u.aOff + (gn * u.cin + cb * 4u) * u.hw + pix;
+  var v = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) {
+    if (cb * 4u + e < u.cin) { v[e] = SRC[src + e * u.hw]; }
+  }
+  DST[(gn * u.hw + pix) * u.c4 + cb] = v;
 }`;
-  return { code, workgroups: Math.ceil(total / 64), size: total };
 }
 
-export interface GconvParams extends StencilGeometry {
-  groups: number;
-  /** Reduction channels per group (channels of A) and output channels per group (of B). */
-  cin: number;
-  cout: number;
-  /** Output channels per thread (multiple of 4); the arranged weight's channel dim is padded to it. */
+// ---------------------------------------------------------------- weights
+
+export const ARRANGE_U = uniformLayout(['opg', 'cpg', 'kk', 'rpad', 'pad', 'total']);
+
+/**
+ * Re-lays a weight [O, C/groups, kh, kw] out as WT[group][tap][reduction channel][output channel],
+ * both channel dims zero-padded (to u.rpad and u.pad). 'forward' reduces over input channels;
+ * 'data' (the data gradient) over output channels. Bindings Wsrc, WT, uniforms.
+ */
+export function arrangeWeightsKernel(mode: 'forward' | 'data'): string {
+  const [a, b] = mode === 'forward' ? ['b', 'a'] : ['a', 'b'];
+  return `${ARRANGE_U.decl}
+${buffers([['Wsrc', 'read'], ['WT', 'read_write']])}
+${uniformBinding(2)}
+${MAIN}
+  if (t >= u.total) { return; }
+  let b = t % u.pad;
+  let r = t / u.pad;
+  let a = r % u.rpad;
+  let r2 = r / u.rpad;
+  let tap = r2 % u.kk;
+  let g = r2 / u.kk;
+  let ok = ${a} < u.opg && ${b} < u.cpg;
+  WT[t] = select(0.0, Wsrc[select(0u, ((g * u.opg + ${a}) * u.cpg + ${b}) * u.kk + tap, ok)], ok);
+}`;
+}
+
+// ---------------------------------------------------------------- implicit GEMM
+
+/**
+ * Runtime geometry of `gconvKernel`. Grid position (gy, gx) is written at B[(oy0 + gy·osy)·wb +
+ * ox0 + gx·osx] and reads A at (gy·sy + dy, gx·sx + dx) for the taps i < nky, j < nkx with weight
+ * tap (ky0 + i·kys)·kw + kx0 + j·kxs and offsets dy = dy0 + i·dys, dx = dx0 + j·dxs.
+ */
+export const GCONV_U = uniformLayout(
+  ['ha', 'wa', 'gh', 'gw', 'c4', 'cout', 'cs', 'groups', 'hwb', 'wb', 'cb', 'blocks', 'tilesO', 'kk', 'sy', 'sx',
+    'oy0', 'ox0', 'osy', 'osx', 'nky', 'nkx', 'kw', 'ky0', 'kys', 'kx0', 'kxs', 'dy0', 'dys', 'dx0', 'dxs'],
+  ['ha', 'wa', 'sy', 'sx', 'dy0', 'dys', 'dx0', 'dxs'],
+);
+
+export interface GconvParams {
+  /** Output channels per thread (multiple of 4). */
   tileO: number;
-  /** Taps in the arranged weight (kh·kw). */
-  kk: number;
+  /** Grid positions per thread. */
+  tileP: number;
+  /** Share weights across 8-lane subgroups (packed channels must then be a multiple of 8). */
+  subgroups: boolean;
+  /** Whether some tap reads outside A, so loads need a bounds mask. */
+  masked: boolean;
   bias: boolean;
 }
 
-const TP = 4;
-
-/** Output channels per thread for `cout` channels per group. */
-export function gconvTileO(cout: number): number {
-  return cout <= 4 ? 4 : 8;
-}
-
-/** The implicit-GEMM convolution kernel; bindings A, WT, [bias], B, uniforms. */
-export function gconvKernel(p: GconvParams) {
-  const [ca, ha, wa] = p.aShape;
-  const [cb, hb, wb] = p.bShape;
-  const [gh, gw] = p.grid;
-  const npix = gh * gw;
-  const hwa = ha * wa;
-  const tilesP = Math.ceil(npix / TP);
-  const coutPad = Math.ceil(p.cout / p.tileO) * p.tileO;
-  const tilesO = coutPad / p.tileO;
-  const perImage = p.groups * tilesO * tilesP;
+/** Bindings A (packed chunk, vec4), WT (vec4), [bias], B (at element offset u.bOff), uniforms. */
+export function gconvKernel(p: GconvParams): string {
+  const TP = p.tileP;
+  const lanes = p.subgroups ? SUBGROUP : 1;
   const K4 = p.tileO / 4;
-  const masked = needsMask(p);
-  const t0 = p.taps[0];
-  // 1x1, stride 1, no padding, over the whole image: four grid positions are one aligned vec4 of A.
-  const vecA = p.taps.length === 1 && t0.dy === 0 && t0.dx === 0 && p.inStride[0] === 1 && p.inStride[1] === 1 &&
-    gh === ha && gw === wa && hwa % 4 === 0;
-  const J = [0, 1, 2, 3];
+  const J = Array.from({ length: TP }, (_, j) => j);
   const K = Array.from({ length: K4 }, (_, k) => k);
-  const decl = buffers([
-    ['A', 'read', vecA ? 'vec4<f32>' : 'f32'],
-    ['WT', 'read', 'vec4<f32>'],
-    ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []),
-    ['B', 'read_write'],
-  ]);
-  const tapList = p.taps.map((t) => `vec3<i32>(${t.w}, ${t.dy}, ${t.dx})`).join(', ');
-  const loadA = vecA
-    ? `let av = A[(ai + p0) / 4u];\n      ${J.map((j) => `let a${j} = av[${j}];`).join(' ')}`
-    : J.map((j) => (masked ? `let a${j} = select(0.0, A[ai + o${j}], ok${j});` : `let a${j} = A[ai + o${j}];`)).join('\n      ');
-  const code = `${UNIFORM_DECL}
-${decl}
+  const loadA = (v: string, c4i: string) => J.map((j) => (p.masked
+    ? `let ${v}${j} = select(vec4<f32>(0.0), A[o${j} + ${c4i}], ok${j});`
+    : `let ${v}${j} = A[o${j} + ${c4i}];`)).join(' ');
+  const fma = (a: (j: number) => string) => K.flatMap((k) => J.map((j) => `c${k}_${j} += ${a(j)} * w${k};`)).join(' ');
+  // Four channels per step: one vec4 of A per position, one vec4 of weights per 4 output channels and channel.
+  const plain = `for (var cq = 0u; cq < u.c4; cq++) {
+      ${loadA('a', 'cq')}
+      let wq = wi + cq * 4u * u.cs;
+      ${[0, 1, 2, 3].map((e) => `{ ${K.map((k) => `let w${k} = WT[wq + ${e}u * u.cs + ${k}u];`).join(' ')}
+        ${fma((j) => `a${j}[${e}]`)} }`).join('\n      ')}
+    }`;
+  // Eight channels per step; lane l loads the weights of channel c0 + l and the others read them by broadcast.
+  const shared = `for (var c0 = 0u; c0 < u.c4 * 4u; c0 += ${SUBGROUP}u) {
+      let wl = wi + (c0 + lane) * u.cs;
+      ${K.map((k) => `let m${k} = WT[wl + ${k}u];`).join(' ')}
+      ${loadA('a', 'c0 / 4u')}
+      ${loadA('b', 'c0 / 4u + 1u')}
+      ${Array.from({ length: SUBGROUP }, (_, s) => `{ ${K.map((k) => `let w${k} = subgroupBroadcast(m${k}, ${s}u);`).join(' ')}
+        ${fma((j) => `${s < 4 ? 'a' : 'b'}${j}[${s % 4}]`)} }`).join('\n      ')}
+    }`;
+  return `${p.subgroups ? SG_HEADER : ''}${GCONV_U.decl}
+${buffers([['A', 'read', 'vec4<f32>'], ['WT', 'read', 'vec4<f32>'], ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []), ['B', 'read_write']])}
 ${uniformBinding(p.bias ? 4 : 3)}
-var<private> TAPS: array<vec3<i32>, ${p.taps.length}> = array<vec3<i32>, ${p.taps.length}>(${tapList});
 ${MAIN}
-  let pt = t % ${tilesP}u;
-  let r = t / ${tilesP}u;
-  let ot = r % ${tilesO}u;
-  let r2 = r / ${tilesO}u;
-  let g = r2 % ${p.groups}u;
-  let n = r2 / ${p.groups}u;
-  if (n >= u.nb) { return; }
-  let p0 = pt * ${TP}u;
-  ${J.map((j) => `let q${j} = min(p0 + ${j}u, ${npix - 1}u); let gy${j} = i32(q${j} / ${gw}u); let gx${j} = i32(q${j} % ${gw}u);`).join('\n  ')}
+  let lane = t % ${lanes}u;
+  let sg = t / ${lanes}u;
+  let pb = sg % u.blocks;
+  let r = sg / u.blocks;
+  let ot = r % u.tilesO;
+  let r2 = r / u.tilesO;
+  let g = r2 % u.groups;
+  // Threads past the chunk compute on clamped indices and store nothing: an early return would put
+  // every later update under lavapipe's execution mask.
+  let live = r2 / u.groups < u.nb;
+  let n = min(r2 / u.groups, u.nb - 1u);
+  let npix = u.gh * u.gw;
+  let p0 = (pb * ${lanes}u + lane) * ${TP}u;
+  ${J.map((j) => `let q${j} = min(p0 + ${j}u, npix - 1u); let gy${j} = i32(q${j} / u.gw); let gx${j} = i32(q${j} % u.gw);`).join('\n  ')}
   ${K.flatMap((k) => J.map((j) => `var c${k}_${j} = vec4<f32>(0.0);`)).join(' ')}
-  let aBase = u.aOff + n * ${ca * hwa}u + g * ${p.cin * hwa}u;
-  let wBase = g * ${p.kk * p.cin * (coutPad / 4)}u + ot * ${K4}u;
-  for (var ti = 0u; ti < ${p.taps.length}u; ti++) {
-    let tp = TAPS[ti];
-    ${J.map((j) => `let iy${j} = gy${j} * ${p.inStride[0]} + tp.y; let ix${j} = gx${j} * ${p.inStride[1]} + tp.z;`).join('\n    ')}
-    ${J.map((j) => (masked ? `let ok${j} = iy${j} >= 0 && iy${j} < ${ha} && ix${j} >= 0 && ix${j} < ${wa}; let o${j} = select(0u, u32(iy${j} * ${wa} + ix${j}), ok${j});` : `let o${j} = u32(iy${j} * ${wa} + ix${j});`)).join('\n    ')}
-    var ai = aBase;
-    var wi = wBase + u32(tp.x) * ${p.cin * (coutPad / 4)}u;
-    for (var c = 0u; c < ${p.cin}u; c++) {
-      ${loadA}
-      ${K.map((k) => `let w${k} = WT[wi + ${k}u];`).join(' ')}
-      ${K.flatMap((k) => J.map((j) => `c${k}_${j} += a${j} * w${k};`)).join(' ')}
-      ai += ${hwa}u;
-      wi += ${coutPad / 4}u;
-    }
+  let aImg = (n * u.groups + g) * u32(u.ha * u.wa) * u.c4;
+  let wBase = g * u.kk * u.c4 * 4u * u.cs + ot * ${K4}u;
+  for (var ti = 0u; ti < u.nky * u.nkx; ti++) {
+    let ti0 = ti / u.nkx;
+    let ti1 = ti % u.nkx;
+    let ty = u.dy0 + i32(ti0) * u.dys;
+    let tx = u.dx0 + i32(ti1) * u.dxs;
+    ${J.map((j) => `let iy${j} = gy${j} * u.sy + ty; let ix${j} = gx${j} * u.sx + tx;`).join('\n    ')}
+    ${J.map((j) => (p.masked
+      ? `let ok${j} = iy${j} >= 0 && iy${j} < u.ha && ix${j} >= 0 && ix${j} < u.wa; let o${j} = aImg + u32(select(0, iy${j} * u.wa + ix${j}, ok${j})) * u.c4;`
+      : `let o${j} = aImg + u32(iy${j} * u.wa + ix${j}) * u.c4;`)).join('\n    ')}
+    let wi = wBase + ((u.ky0 + ti0 * u.kys) * u.kw + u.kx0 + ti1 * u.kxs) * u.c4 * 4u * u.cs;
+    ${p.subgroups ? shared : plain}
   }
-  let bBase = u.bOff + n * ${cb * hb * wb}u;
+  if (!live) { return; }
   let oc0 = ot * ${p.tileO}u;
-  ${J.map((j) => `let pos${j} = u32((${p.outStart[0]} + gy${j} * ${p.outStep[0]}) * ${wb} + ${p.outStart[1]} + gx${j} * ${p.outStep[1]});`).join('\n  ')}
-  ${K.flatMap((k) => J.map((e) => `if (oc0 + ${4 * k + e}u < ${p.cout}u) {
-    let ch = g * ${p.cout}u + oc0 + ${4 * k + e}u;
-    let ob = bBase + ch * ${hb * wb}u;
-    let bv = ${p.bias ? 'bias[ch]' : '0.0'};
-    ${J.map((j) => `if (p0 + ${j}u < ${npix}u) { B[ob + pos${j}] = c${k}_${j}[${e}] + bv; }`).join(' ')}
+  let bImg = u.bOff + (n * u.cb + g * u.cout) * u.hwb;
+  ${J.map((j) => `let pos${j} = (u.oy0 + u32(gy${j}) * u.osy) * u.wb + u.ox0 + u32(gx${j}) * u.osx;`).join('\n  ')}
+  ${K.flatMap((k) => [0, 1, 2, 3].map((e) => `if (oc0 + ${4 * k + e}u < u.cout) {
+    let ob = bImg + (oc0 + ${4 * k + e}u) * u.hwb;
+    let bv = ${p.bias ? `bias[g * u.cout + oc0 + ${4 * k + e}u]` : '0.0'};
+    ${J.map((j) => `if (p0 + ${j}u < npix) { B[ob + pos${j}] = c${k}_${j}[${e}] + bv; }`).join(' ')}
   }`)).join('\n  ')}
 }`;
-  return { code, perImage, coutPad, vecA };
 }
+
+// ---------------------------------------------------------------- weight gradient
+
+/**
+ * Runtime geometry of `weightGradKernel`: input h×w (packed to 4·c4 channels per group), output
+ * gradient oh×ow (packed to 4·o4), the forward's kernel width, taps, stride, dilation and top/left
+ * padding, real channel counts, and how the work is split.
+ */
+export const WGRAD_U = uniformLayout(
+  ['h', 'w', 'oh', 'ow', 'c4', 'o4', 'kw', 'kk', 'sy', 'sx', 'dh', 'dw', 'top', 'left', 'opg', 'cpg', 'groups', 'tilesO', 'blocks', 'parts'],
+  ['h', 'w', 'sy', 'sx', 'dh', 'dw', 'top', 'left'],
+);
 
 export interface WeightGradParams {
-  groups: number;
-  opg: number;
-  cpg: number;
-  /** Input [C, H, W] and output-gradient [O, OH, OW] per image. */
-  xShape: [number, number, number];
-  yShape: [number, number, number];
-  kh: number;
-  kw: number;
-  stride: [number, number];
-  dilation: [number, number];
-  /** Top and left padding. */
-  pad: [number, number];
-  /** Partial sums per chunk of images: the reduction over the chunk's output rows is split this many ways. */
-  parts: number;
+  /** Output channels per thread (multiple of 4; the packed output gradient is padded to it). */
+  tileO: number;
+  /** Broadcast output-gradient values across 8-lane subgroups. */
+  subgroups: boolean;
 }
 
-const WO = 4;
-const WC = 4;
-
-/** Threads of the weight-gradient kernel before the reduction is split into partials. */
-export function weightGradThreads(groups: number, opg: number, cpg: number, kk: number): number {
-  return groups * Math.ceil(opg / WO) * Math.ceil((cpg * kk) / WC);
+/** Threads per partial sum: output-channel tiles × (tap, 4 input channels) pairs, in whole subgroups. */
+export function weightGradThreads(p: WeightGradParams, groups: number, opgPad: number, cpgPad: number, kk: number): { threads: number; blocks: number } {
+  const lanes = p.subgroups ? SUBGROUP : 1;
+  const blocks = Math.ceil((kk * cpgPad) / 4 / lanes);
+  return { threads: groups * (opgPad / p.tileO) * blocks * lanes, blocks };
 }
 
 /**
  * dW[o][c][tap] = Σ over images and output pixels of dY[o, pixel] · X[c, pixel·stride + tap offset],
- * a GEMM with a long reduction. Each thread computes 4 output channels × 4 (channel, tap) pairs over
- * one slice of the output rows and writes a partial sum to P[u.slot + slice]; the caller adds them.
- * Bindings X, dY, P, uniforms (aOff = X offset, bOff = dY offset).
+ * over packed dY and X. A thread owns `tileO` output channels × 4 input channels of one tap (the
+ * lanes of a subgroup take different (tap, channel) pairs at the same pixels and share the dY values)
+ * and reduces over one slice of the chunk's output rows into P[u.slot + slice][o][c][tap].
+ * Bindings XP, DYP (packed chunks), P, uniforms.
  */
-export function weightGradKernel(p: WeightGradParams) {
-  const [c, h, w] = p.xShape;
-  const [o, oh, ow] = p.yShape;
-  const kk = p.kh * p.kw;
-  const ckk = p.cpg * kk;
-  const tilesO = Math.ceil(p.opg / WO);
-  const tilesC = Math.ceil(ckk / WC);
-  const perSlice = p.groups * tilesO * tilesC;
-  const total = perSlice * p.parts;
-  const J = Array.from({ length: WC }, (_, j) => j);
-  const K = Array.from({ length: WO }, (_, k) => k);
-  const code = `${UNIFORM_DECL}
-${buffers([['X', 'read'], ['DY', 'read'], ['P', 'read_write']])}
+export function weightGradKernel(p: WeightGradParams): string {
+  const lanes = p.subgroups ? SUBGROUP : 1;
+  const K4 = p.tileO / 4;
+  const K = Array.from({ length: K4 }, (_, k) => k);
+  const E = [0, 1, 2, 3];
+  /** One output pixel `ox` of the row: the lane's X value and the FMAs with dY values `d{k}`. */
+  const step = (ox: string, d: (k: number) => string) => `{
+        let ix = i32(${ox}) * u.sx + kx;
+        let ok = rok && ix >= 0 && ix < u.w && ${ox} < u.ow;
+        let x = select(vec4<f32>(0.0), XP[xr + u32(select(0, ix, ok)) * u.c4], ok);
+        ${K.map((k) => `let d${k} = ${d(k)};`).join(' ')}
+        ${K.flatMap((k) => E.map((e) => `s${k}_${e} += d${k}[${e}] * x;`)).join(' ')}
+      }`;
+  const dyAt = (ox: string, k: number) => `DYP[yr + min(${ox}, u.ow - 1u) * u.o4 + ${k}u]`;
+  const cols = p.subgroups
+    ? `for (var ox0 = 0u; ox0 < u.ow; ox0 += ${SUBGROUP}u) {
+      let has = rowLive && ox0 + lane < u.ow;
+      ${K.map((k) => `let m${k} = select(vec4<f32>(0.0), ${dyAt('ox0 + lane', k)}, has);`).join(' ')}
+      ${Array.from({ length: SUBGROUP }, (_, s) => step(`ox0 + ${s}u`, (k) => `subgroupBroadcast(m${k}, ${s}u)`)).join('\n      ')}
+    }`
+    : `for (var ox = 0u; ox < u.ow; ox++) ${step('ox', (k) => `select(vec4<f32>(0.0), ${dyAt('ox', k)}, rowLive)`)}`;
+  return `${p.subgroups ? SG_HEADER : ''}${WGRAD_U.decl}
+${buffers([['XP', 'read', 'vec4<f32>'], ['DYP', 'read', 'vec4<f32>'], ['P', 'read_write']])}
 ${uniformBinding(3)}
 ${MAIN}
-  if (t >= ${total}u) { return; }
-  let ct = t % ${tilesC}u;
-  let r = t / ${tilesC}u;
-  let ot = r % ${tilesO}u;
-  let r2 = r / ${tilesO}u;
-  let g = r2 % ${p.groups}u;
-  let s = r2 / ${p.groups}u;
-  let rows = u.nb * ${oh}u;
-  let rBeg = s * rows / ${p.parts}u;
-  let rEnd = (s + 1u) * rows / ${p.parts}u;
-  ${J.map((j) => `let cc${j} = min(ct * ${WC}u + ${j}u, ${ckk - 1}u); let tap${j} = cc${j} % ${kk}u; let ci${j} = g * ${p.cpg}u + cc${j} / ${kk}u;
-  let ky${j} = i32(tap${j} / ${p.kw}u) * ${p.dilation[0]} - ${p.pad[0]}; let kx${j} = i32(tap${j} % ${p.kw}u) * ${p.dilation[1]} - ${p.pad[1]};`).join('\n  ')}
-  ${K.map((k) => `let oc${k} = g * ${p.opg}u + min(ot * ${WO}u + ${k}u, ${p.opg - 1}u);`).join('\n  ')}
-  ${K.flatMap((k) => J.map((j) => `var s${k}_${j} = 0.0;`)).join(' ')}
-  for (var row = rBeg; row < rEnd; row++) {
-    let n = row / ${oh}u;
-    let oy = i32(row % ${oh}u);
-    let xImg = u.aOff + n * ${c * h * w}u;
-    let yRow = u.bOff + n * ${o * oh * ow}u + u32(oy) * ${ow}u;
-    ${J.map((j) => `let iy${j} = oy * ${p.stride[0]} + ky${j}; let rok${j} = iy${j} >= 0 && iy${j} < ${h}; let xr${j} = xImg + ci${j} * ${h * w}u + u32(select(0, iy${j}, rok${j}) * ${w});`).join('\n    ')}
-    ${K.map((k) => `let yr${k} = yRow + oc${k} * ${oh * ow}u;`).join(' ')}
-    for (var ox = 0; ox < ${ow}; ox++) {
-      ${J.map((j) => `let ix${j} = ox * ${p.stride[1]} + kx${j}; let x${j} = select(0.0, X[xr${j} + u32(clamp(ix${j}, 0, ${w - 1}))], rok${j} && ix${j} >= 0 && ix${j} < ${w});`).join('\n      ')}
-      ${K.map((k) => `let d${k} = DY[yr${k} + u32(ox)];`).join(' ')}
-      ${K.flatMap((k) => J.map((j) => `s${k}_${j} += d${k} * x${j};`)).join(' ')}
-    }
+  let lane = t % ${lanes}u;
+  let sg = t / ${lanes}u;
+  let pb = sg % u.blocks;
+  let r0 = sg / u.blocks;
+  let ot = r0 % u.tilesO;
+  let r1 = r0 / u.tilesO;
+  let g = r1 % u.groups;
+  let live = r1 / u.groups < u.parts;
+  let s = min(r1 / u.groups, u.parts - 1u);
+  let pairs = u.kk * u.c4;
+  let pair = min(pb * ${lanes}u + lane, pairs - 1u);
+  let tap = pair / u.c4;
+  let cq = pair % u.c4;
+  let ky = i32(tap / u.kw) * u.dh - u.top;
+  let kx = i32(tap % u.kw) * u.dw - u.left;
+  let rows = u.nb * u.oh;
+  let rBeg = s * rows / u.parts;
+  let rEnd = (s + 1u) * rows / u.parts;
+  ${K.flatMap((k) => E.map((e) => `var s${k}_${e} = vec4<f32>(0.0);`)).join(' ')}
+  // Every thread runs the longest slice's trip count (uniform loop bounds; rows past its slice add zeros).
+  for (var i = 0u; i < (rows + u.parts - 1u) / u.parts; i++) {
+    let row = min(rBeg + i, rEnd - 1u);
+    let rowLive = rBeg + i < rEnd;
+    let img = (row / u.oh) * u.groups + g;
+    let oy = row % u.oh;
+    let iy = i32(oy) * u.sy + ky;
+    let rok = iy >= 0 && iy < u.h;
+    let xr = (img * u32(u.h * u.w) + u32(select(0, iy, rok) * u.w)) * u.c4 + cq;
+    let yr = (img * u.oh * u.ow + oy * u.ow) * u.o4 + ot * ${K4}u;
+    ${cols}
   }
-  let slot = (u.slot + s) * ${o * ckk}u;
-  ${K.flatMap((k) => J.map((j) => `if (ot * ${WO}u + ${k}u < ${p.opg}u && ct * ${WC}u + ${j}u < ${ckk}u) { P[slot + oc${k} * ${ckk}u + cc${j}] = s${k}_${j}; }`)).join('\n  ')}
+  if (!live || pb * ${lanes}u + lane >= pairs) { return; }
+  let slot = (u.slot + s) * u.groups * u.opg * u.cpg * u.kk + tap;
+  ${K.flatMap((k) => E.map((e) => `if (ot * ${p.tileO}u + ${4 * k + e}u < u.opg) {
+    let row = (g * u.opg + ot * ${p.tileO}u + ${4 * k + e}u) * u.cpg;
+    ${E.map((f) => `if (cq * 4u + ${f}u < u.cpg) { P[slot + (row + cq * 4u + ${f}u) * u.kk] = s${k}_${e}[${f}]; }`).join(' ')}
+  }`)).join('\n  ')}
 }`;
-  return { code, workgroups: Math.ceil(total / 64) };
 }
 
+// ---------------------------------------------------------------- bias gradient
+
+export const BIAS_U = uniformLayout(['o', 'pixels', 'parts', 'seg']);
+
 /**
- * Bias gradient partials: P[(u.slot + image) · parts + part][o] = Σ of dY[image, o] over one slice of
- * its pixels. Bindings dY, P, uniforms (bOff = dY offset).
+ * Bias gradient partials: P[(u.slot + image) · parts + part][o] = Σ of dY[image, o] over one segment
+ * of its pixels. Bindings dY (at element offset u.bOff), P, uniforms.
  */
-export function biasGradKernel(o: number, pixels: number, parts: number) {
-  const seg = Math.ceil(pixels / parts);
-  const code = `${UNIFORM_DECL}
+export function biasGradKernel(): string {
+  return `${BIAS_U.decl}
 ${buffers([['DY', 'read'], ['P', 'read_write']])}
 ${uniformBinding(2)}
 ${MAIN}
-  let oc = t % ${o}u;
-  let r = t / ${o}u;
-  let s = r % ${parts}u;
-  let n = r / ${parts}u;
+  let oc = t % u.o;
+  let r = t / u.o;
+  let s = r % u.parts;
+  let n = r / u.parts;
   if (n >= u.nb) { return; }
-  let base = u.bOff + (n * ${o}u + oc) * ${pixels}u;
+  let base = u.bOff + (n * u.o + oc) * u.pixels;
   var acc = 0.0;
-  for (var q = s * ${seg}u; q < min((s + 1u) * ${seg}u, ${pixels}u); q++) { acc += DY[base + q]; }
-  P[((u.slot + n) * ${parts}u + s) * ${o}u + oc] = acc;
+  for (var q = s * u.seg; q < min((s + 1u) * u.seg, u.pixels); q++) { acc += DY[base + q]; }
+  P[((u.slot + n) * u.parts + s) * u.o + oc] = acc;
 }`;
-  return { code, perImage: o * parts };
 }

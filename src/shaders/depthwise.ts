@@ -2,170 +2,157 @@
  * Depthwise convolution (groups = input channels, out = in · multiplier), NCHW, float32.
  *
  * Each output channel reads one input channel, so there is no channel reduction to tile; instead a
- * thread computes a row segment of TW output pixels: per kernel row it loads the input segment
- * under them once and each load feeds up to kw FMAs. Kernel rows are a runtime loop and kernel
- * columns are unrolled: lavapipe turns every storage load site into a loop over lanes, and
- * compile time grows steeply with the number of such sites, so fully unrolled 2-D windows (which
- * took seconds to compile) are avoided. The same stencil computes the data gradient once per
- * stride phase (see conv.ts), summing over the multiplier's channels. The weight gradient reuses
- * the segments the same way, one thread per (output channel, kernel row, slice of output rows).
+ * thread computes a row segment of TW outputs: per kernel row it loads the input segment under them
+ * once and each load feeds up to kw FMAs. Kernel rows are a runtime loop, kernel columns are
+ * unrolled (a fully unrolled 2-D window multiplies the load sites, and lavapipe's compile time with
+ * them). The same stencil computes the data gradient once per stride phase (see conv.ts), summing
+ * over the multiplier's channels; the weight gradient reuses the segments the same way, one thread
+ * per (output channel, kernel row, slice of output rows). Sizes, offsets and paddings are runtime
+ * uniforms; only the segment shape (TW, column stride, kernel columns and their spacing) is compiled in.
  */
 import { buffers } from './common.js';
-import { UNIFORM_DECL, type StencilGeometry, type Tap } from './conv.js';
+import { MAIN, uniformBinding, uniformLayout } from './conv.js';
 
-const MAIN = `@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = gid.x + gid.y * nwg.x * 64u;`;
-
-/** Taps as kernel rows × kernel columns (a stride phase of a full kernel is such a product too). */
-function splitTaps(taps: Tap[], kw: number) {
-  const rows = [...new Map(taps.map((t) => [Math.floor(t.w / kw), t.dy])).entries()];
-  const cols = [...new Map(taps.map((t) => [t.w % kw, t.dx])).entries()];
-  if (rows.length * cols.length !== taps.length) throw new Error('depthwise: taps are not a product of kernel rows and columns');
-  return { rows, cols };
+/** The compiled-in shape of a row segment. */
+export interface SegmentParams {
+  /** Outputs per thread along a row. */
+  tw: number;
+  /** Column stride between adjacent outputs in the input. */
+  sx: number;
+  /** Kernel columns taking part, and the input-column spacing between them. */
+  nkx: number;
+  dxs: number;
 }
 
+/** Outputs per thread along a row for a grid `gw` wide. */
+export const segmentWidth = (gw: number) => (gw <= 4 ? 4 : 8);
+
 /**
- * WGSL for the segment loads of one kernel row: `v{b}` = A[rowBase + ix0 + offset b] for every
- * column offset that some (pixel j, column tap) pair needs, masked outside [0, wa).
+ * The segment loads of one kernel row: `v{b}` = A[rb + col], col = ix0 + offset b, for every column
+ * offset that some (output j, kernel column c) pair reads, zero outside [0, width) or when !rok.
  */
-function segment(cols: [number, number][], tw: number, sx: number, wa: number) {
-  const offs = [...new Set(cols.flatMap(([, dx]) => Array.from({ length: tw }, (_, j) => j * sx + dx)))].sort((a, b) => a - b);
+function segment(p: SegmentParams, width: string) {
+  const offs = [...new Set(Array.from({ length: p.nkx }, (_, c) => Array.from({ length: p.tw }, (_, j) => j * p.sx + c * p.dxs)).flat())].sort((a, b) => a - b);
   const idx = new Map(offs.map((o, b) => [o, b]));
-  const setup = offs.map((o, b) => `let cq${b} = ix0 + ${o}; let ck${b} = cq${b} >= 0 && cq${b} < ${wa}; let cx${b} = u32(select(0, cq${b}, ck${b}));`).join('\n  ');
+  const setup = offs.map((o, b) => `let cq${b} = ix0 + ${o}; let ck${b} = cq${b} >= 0 && cq${b} < ${width}; let cx${b} = u32(select(0, cq${b}, ck${b}));`).join('\n  ');
   const loads = offs.map((_, b) => `let v${b} = select(0.0, A[rb + cx${b}], rok && ck${b});`).join('\n      ');
-  const at = (j: number, dx: number) => `v${idx.get(j * sx + dx)}`;
+  const at = (j: number, c: number) => `v${idx.get(j * p.sx + c * p.dxs)}`;
   return { setup, loads, at };
 }
 
-export interface StencilParams extends StencilGeometry {
+/**
+ * Runtime geometry of the stencil: A per image [ca, ha, wa], B per image [cb, hwb = hb·wb], grid gh×gw
+ * (position (gy, gx) written at B[(oy0 + gy·osy)·wb + ox0 + gx·osx]), kernel rows i < nky at weight
+ * row ky0 + i·kys and input offset dy0 + i·dys, kernel columns j at kx0 + j·kxs and offset dx0 + j·dxs.
+ */
+export const STENCIL_U = uniformLayout(
+  ['ca', 'ha', 'wa', 'cb', 'hwb', 'wb', 'gh', 'gw', 'tilesX', 'mult', 'kk', 'kw', 'oy0', 'ox0', 'osy', 'osx', 'sy',
+    'nky', 'ky0', 'kys', 'dy0', 'dys', 'kx0', 'kxs', 'dx0'],
+  ['ha', 'wa', 'sy', 'dy0', 'dys', 'dx0'],
+);
+
+export interface StencilParams extends SegmentParams {
   /**
    * 'forward': B[cb] = Σ_taps A[cb / mult] · W[cb]; 'data': B[cb] = Σ_{r < mult} Σ_taps A[cb·mult + r] · W[cb·mult + r]
    * (weight rows are the convolution's output channels, each kh·kw taps).
    */
   mode: 'forward' | 'data';
-  mult: number;
-  kh: number;
-  kw: number;
   bias: boolean;
 }
 
-/** Output pixels per thread along a row. */
-const tileW = (gw: number) => (gw <= 4 ? 4 : 8);
-
 /** Depthwise forward / data-gradient stencil; bindings A, W, [bias], B, uniforms. */
-export function stencilKernel(p: StencilParams) {
-  const [ca, ha, wa] = p.aShape;
-  const [cb, hb, wb] = p.bShape;
-  const [gh, gw] = p.grid;
-  const kk = p.kh * p.kw;
-  const tw = tileW(gw);
-  const tilesX = Math.ceil(gw / tw);
-  const { rows, cols } = splitTaps(p.taps, p.kw);
-  const seg = segment(cols, tw, p.inStride[1], wa);
-  const J = Array.from({ length: tw }, (_, j) => j);
+export function stencilKernel(p: StencilParams): string {
+  const seg = segment(p, 'u.wa');
+  const J = Array.from({ length: p.tw }, (_, j) => j);
+  const C = Array.from({ length: p.nkx }, (_, c) => c);
   const body = (chan: string, wrow: string) => `
-    for (var q = 0u; q < ${kk}u; q++) { wv[q] = W[${wrow} * ${kk}u + q]; }
-    for (var m = 0u; m < ${rows.length}u; m++) {
-      let rt = ROWS[m];
-      let iy = iy0 + rt.y;
-      let rok = iy >= 0 && iy < ${ha};
-      let rb = ${chan} + u32(select(0, iy * ${wa}, rok));
-      let wr = u32(rt.x) * ${p.kw}u;
+    for (var m = 0u; m < u.nky; m++) {
+      let iy = i32(gy) * u.sy + u.dy0 + i32(m) * u.dys;
+      let rok = iy >= 0 && iy < u.ha;
+      let rb = ${chan} + u32(select(0, iy * u.wa, rok));
+      let wr = ${wrow} * u.kk + (u.ky0 + m * u.kys) * u.kw + u.kx0;
       ${seg.loads}
-      ${cols.map(([kx], c) => `let w${c} = wv[wr + ${kx}u];`).join(' ')}
-      ${cols.flatMap(([, dx], c) => J.map((j) => `o${j} += ${seg.at(j, dx)} * w${c};`)).join(' ')}
+      ${C.map((c) => `let w${c} = W[wr + ${c}u * u.kxs];`).join(' ')}
+      ${C.flatMap((c) => J.map((j) => `o${j} += ${seg.at(j, c)} * w${c};`)).join(' ')}
     }`;
   const loop = p.mode === 'forward'
-    ? `{${body(`aImg + (cb / ${p.mult}u) * ${ha * wa}u`, 'cb')}\n  }`
-    : `for (var r = 0u; r < ${p.mult}u; r++) {\n    let ca = cb * ${p.mult}u + r;${body(`aImg + ca * ${ha * wa}u`, 'ca')}\n  }`;
-  const code = `${UNIFORM_DECL}
+    ? `{${body('aImg + (cb / u.mult) * u32(u.ha * u.wa)', 'cb')}\n  }`
+    : `for (var r = 0u; r < u.mult; r++) {\n    let ca = cb * u.mult + r;${body('aImg + ca * u32(u.ha * u.wa)', 'ca')}\n  }`;
+  return `${STENCIL_U.decl}
 ${buffers([['A', 'read'], ['W', 'read'], ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []), ['B', 'read_write']])}
-@group(0) @binding(${p.bias ? 4 : 3}) var<uniform> u: U;
-var<private> ROWS: array<vec2<i32>, ${rows.length}> = array<vec2<i32>, ${rows.length}>(${rows.map(([ky, dy]) => `vec2<i32>(${ky}, ${dy})`).join(', ')});
+${uniformBinding(p.bias ? 4 : 3)}
 ${MAIN}
-  let tx = t % ${tilesX}u;
-  let r0 = t / ${tilesX}u;
-  let gy = r0 % ${gh}u;
-  let r1 = r0 / ${gh}u;
-  let cb = r1 % ${cb}u;
-  let n = r1 / ${cb}u;
-  if (n >= u.nb) { return; }
-  let iy0 = i32(gy * ${p.inStride[0]}u);
-  let ix0 = i32(tx * ${tw * p.inStride[1]}u);
+  let tx = t % u.tilesX;
+  let r0 = t / u.tilesX;
+  let gy = r0 % u.gh;
+  let r1 = r0 / u.gh;
+  let cb = r1 % u.cb;
+  let live = r1 / u.cb < u.nb;
+  let n = min(r1 / u.cb, u.nb - 1u);
+  let ix0 = i32(tx * ${p.tw * p.sx}u) + u.dx0;
   ${seg.setup}
-  let aImg = u.aOff + n * ${ca * ha * wa}u;
-  var wv: array<f32, ${kk}>;
+  let aImg = u.aOff + n * u.ca * u32(u.ha * u.wa);
   ${J.map((j) => `var o${j} = 0.0;`).join(' ')}
   ${loop}
-  let ob = u.bOff + n * ${cb * hb * wb}u + cb * ${hb * wb}u + (${p.outStart[0]}u + gy * ${p.outStep[0]}u) * ${wb}u + ${p.outStart[1]}u;
+  if (!live) { return; }
+  let ob = u.bOff + (n * u.cb + cb) * u.hwb + (u.oy0 + gy * u.osy) * u.wb + u.ox0;
   let bv = ${p.bias ? 'bias[cb]' : '0.0'};
-  ${J.map((j) => `if (tx * ${tw}u + ${j}u < ${gw}u) { B[ob + (tx * ${tw}u + ${j}u) * ${p.outStep[1]}u] = o${j} + bv; }`).join('\n  ')}
+  ${J.map((j) => `if (tx * ${p.tw}u + ${j}u < u.gw) { B[ob + (tx * ${p.tw}u + ${j}u) * u.osx] = o${j} + bv; }`).join('\n  ')}
 }`;
-  return { code, perImage: cb * gh * tilesX };
-}
-
-export interface DwWeightGradParams {
-  /** Input [C, H, W] and output gradient [O, OH, OW] per image; O = C · mult. */
-  xShape: [number, number, number];
-  yShape: [number, number, number];
-  mult: number;
-  kh: number;
-  kw: number;
-  inStride: [number, number];
-  /** The forward taps (w = ky·kw + kx, offsets ky·dilation − top, kx·dilation − left). */
-  taps: Tap[];
-  /** The reduction over output rows is split into this many partial sums. */
-  parts: number;
 }
 
 /**
- * dW[o][tap] = Σ over images and output pixels of dY[o, pixel] · X[o / mult, pixel·stride + tap offset].
- * Thread (slice s, channel o, kernel row ky) writes the kw entries of P[u.slot + s][o][ky].
- * Bindings X (as A), dY, P, uniforms.
+ * Runtime geometry of the depthwise weight gradient: input [c, h, w], output gradient [o, oh, ow],
+ * multiplier, kernel (kh rows, kw columns, kk taps), row stride and dilation, top/left padding, and
+ * the number of partial sums.
  */
-export function dwWeightGradKernel(p: DwWeightGradParams) {
-  const [c, h, w] = p.xShape;
-  const [o, oh, ow] = p.yShape;
-  const kk = p.kh * p.kw;
-  const tw = tileW(ow);
-  const tilesX = Math.ceil(ow / tw);
-  const { rows, cols } = splitTaps(p.taps, p.kw);
-  const seg = segment(cols, tw, p.inStride[1], w);
-  const J = Array.from({ length: tw }, (_, j) => j);
-  const total = o * p.kh * p.parts;
-  const code = `${UNIFORM_DECL}
+export const DW_WGRAD_U = uniformLayout(
+  ['c', 'h', 'w', 'o', 'oh', 'ow', 'tilesX', 'mult', 'kh', 'kw', 'kk', 'sy', 'dh', 'top', 'left', 'parts'],
+  ['h', 'w', 'sy', 'dh', 'top', 'left'],
+);
+
+/**
+ * dW[o][tap] = Σ over images and output pixels of dY[o, pixel] · X[o / mult, pixel·stride + tap offset].
+ * Thread (slice s, kernel row ky, channel o) writes the kernel row's entries of P[u.slot + s][o].
+ * Bindings X (as A, at u.aOff), dY (at u.bOff), P, uniforms.
+ */
+export function dwWeightGradKernel(p: SegmentParams): string {
+  const seg = segment(p, 'u.w');
+  const J = Array.from({ length: p.tw }, (_, j) => j);
+  const C = Array.from({ length: p.nkx }, (_, c) => c);
+  return `${DW_WGRAD_U.decl}
 ${buffers([['A', 'read'], ['DY', 'read'], ['P', 'read_write']])}
-@group(0) @binding(3) var<uniform> u: U;
-var<private> ROWS: array<vec2<i32>, ${rows.length}> = array<vec2<i32>, ${rows.length}>(${rows.map(([ky, dy]) => `vec2<i32>(${ky}, ${dy})`).join(', ')});
+${uniformBinding(3)}
 ${MAIN}
-  if (t >= ${total}u) { return; }
-  let oc = t % ${o}u;
-  let r0 = t / ${o}u;
-  let m = r0 % ${p.kh}u;
-  let s = r0 / ${p.kh}u;
-  let rt = ROWS[m];
-  let rows = u.nb * ${oh}u;
-  let rBeg = s * rows / ${p.parts}u;
-  let rEnd = (s + 1u) * rows / ${p.parts}u;
-  ${cols.map((_, k) => `var s${k} = 0.0;`).join(' ')}
-  for (var row = rBeg; row < rEnd; row++) {
-    let n = row / ${oh}u;
-    let oy = row % ${oh}u;
-    let iy = i32(oy * ${p.inStride[0]}u) + rt.y;
-    let rok = iy >= 0 && iy < ${h};
-    let rb = u.aOff + n * ${c * h * w}u + (oc / ${p.mult}u) * ${h * w}u + u32(select(0, iy * ${w}, rok));
-    let yb = u.bOff + n * ${o * oh * ow}u + oc * ${oh * ow}u + oy * ${ow}u;
-    for (var tx = 0u; tx < ${tilesX}u; tx++) {
-      let ix0 = i32(tx * ${tw * p.inStride[1]}u);
+  let oc = t % u.o;
+  let r0 = t / u.o;
+  let ky = r0 % u.kh;
+  let live = r0 / u.kh < u.parts;
+  let s = min(r0 / u.kh, u.parts - 1u);
+  let rows = u.nb * u.oh;
+  let rBeg = s * rows / u.parts;
+  let rEnd = (s + 1u) * rows / u.parts;
+  ${C.map((c) => `var s${c} = 0.0;`).join(' ')}
+  // Every thread runs the longest slice's trip count (uniform loop bounds; rows past its slice add zeros).
+  for (var i = 0u; i < (rows + u.parts - 1u) / u.parts; i++) {
+    let row = min(rBeg + i, rEnd - 1u);
+    let rowLive = rBeg + i < rEnd;
+    let n = row / u.oh;
+    let oy = row % u.oh;
+    let iy = i32(oy) * u.sy + i32(ky) * u.dh - u.top;
+    let rok = iy >= 0 && iy < u.h;
+    let rb = u.aOff + (n * u.c + oc / u.mult) * u32(u.h * u.w) + u32(select(0, iy * u.w, rok));
+    let yb = u.bOff + (n * u.o + oc) * u.oh * u.ow + oy * u.ow;
+    for (var tx = 0u; tx < u.tilesX; tx++) {
+      let ix0 = i32(tx * ${p.tw * p.sx}u) - u.left;
       ${seg.setup.replace(/\n {2}/g, '\n      ')}
-      ${J.map((j) => `let d${j} = select(0.0, DY[yb + min(tx * ${tw}u + ${j}u, ${ow - 1}u)], tx * ${tw}u + ${j}u < ${ow}u);`).join('\n      ')}
+      ${J.map((j) => `let d${j} = select(0.0, DY[yb + min(tx * ${p.tw}u + ${j}u, u.ow - 1u)], rowLive && tx * ${p.tw}u + ${j}u < u.ow);`).join('\n      ')}
       ${seg.loads}
-      ${cols.flatMap(([, dx], k) => J.map((j) => `s${k} += d${j} * ${seg.at(j, dx)};`)).join(' ')}
+      ${C.flatMap((c) => J.map((j) => `s${c} += d${j} * ${seg.at(j, c)};`)).join(' ')}
     }
   }
-  let slot = (u.slot + s) * ${o * kk}u + oc * ${kk}u + u32(rt.x) * ${p.kw}u;
-  ${cols.map(([kx], k) => `P[slot + ${kx}u] = s${k};`).join(' ')}
+  if (!live) { return; }
+  let slot = ((u.slot + s) * u.o + oc) * u.kk + ky * u.kw;
+  ${C.map((c) => `P[slot + ${c}u] = s${c};`).join(' ')}
 }`;
-  return { code, workgroups: Math.ceil(total / 64) };
 }
