@@ -7,8 +7,8 @@
  * taps and packed channels of A[position·stride + tap offset] · W. The data gradient runs it once per
  * stride phase (input pixels equal modulo the stride), where only the taps that land on an output
  * pixel take part, so no zeros are inserted. A thread keeps `tileO` output channels × `tileP`
- * positions in registers; with subgroups the 8 lanes of a subgroup take adjacent positions and
- * share the weights (each lane loads one channel's and broadcasts them). The weight gradient is the
+ * positions in registers; with subgroups, 8 lanes take adjacent positions and share the weights
+ * (each lane loads one channel's and the others read them by shuffle). The weight gradient is the
  * same GEMM with the reduction over pixels. Lavapipe turns storage loads into gathers, so loads per
  * FMA is what counts; workgroup shared memory would only add loads.
  *
@@ -54,7 +54,7 @@ export const MAIN = `@compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * 64u;`;
 
-/** Lanes that share values through subgroup broadcasts (lavapipe's subgroup size on 256-bit SIMD). */
+/** Lanes that share weights through subgroup shuffles (lavapipe's subgroup size on 256-bit SIMD). */
 export const SUBGROUP = 8;
 const SG_HEADER = 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n';
 
@@ -120,7 +120,7 @@ ${MAIN}
  * tap (ky0 + i·kys)·kw + kx0 + j·kxs and offsets dy = dy0 + i·dys, dx = dx0 + j·dxs.
  */
 export const GCONV_U = uniformLayout(
-  ['ha', 'wa', 'gh', 'gw', 'c4', 'cout', 'cs', 'groups', 'hwb', 'wb', 'cb', 'blocks', 'tilesO', 'kk', 'sy', 'sx',
+  ['ha', 'wa', 'gh', 'gw', 'c4', 'cout', 'cs', 'groups', 'hwb', 'wb', 'cb', 'blocks', 'tilesO', 'kk', 'hasBias', 'sy', 'sx',
     'oy0', 'ox0', 'osy', 'osx', 'nky', 'nkx', 'kw', 'ky0', 'kys', 'kx0', 'kxs', 'dy0', 'dys', 'dx0', 'dxs'],
   ['ha', 'wa', 'sy', 'sx', 'dy0', 'dys', 'dx0', 'dxs'],
 );
@@ -132,21 +132,19 @@ export interface GconvParams {
   tileP: number;
   /** Share weights across 8-lane subgroups (packed channels must then be a multiple of 8). */
   subgroups: boolean;
-  /** Whether some tap reads outside A, so loads need a bounds mask. */
-  masked: boolean;
-  bias: boolean;
 }
 
-/** Bindings A (packed chunk, vec4), WT (vec4), [bias], B (at element offset u.bOff), uniforms. */
+/**
+ * Bindings A (packed chunk, vec4), WT (vec4), bias (read when u.hasBias is 1; any buffer otherwise),
+ * B (at element offset u.bOff), uniforms.
+ */
 export function gconvKernel(p: GconvParams): string {
   const TP = p.tileP;
   const lanes = p.subgroups ? SUBGROUP : 1;
   const K4 = p.tileO / 4;
   const J = Array.from({ length: TP }, (_, j) => j);
   const K = Array.from({ length: K4 }, (_, k) => k);
-  const loadA = (v: string, c4i: string) => J.map((j) => (p.masked
-    ? `let ${v}${j} = select(vec4<f32>(0.0), A[o${j} + ${c4i}], ok${j});`
-    : `let ${v}${j} = A[o${j} + ${c4i}];`)).join(' ');
+  const loadA = (v: string, c4i: string) => J.map((j) => `let ${v}${j} = select(vec4<f32>(0.0), A[o${j} + ${c4i}], ok${j});`).join(' ');
   const fma = (a: (j: number) => string) => K.flatMap((k) => J.map((j) => `c${k}_${j} += ${a(j)} * w${k};`)).join(' ');
   // Four channels per step: one vec4 of A per position, one vec4 of weights per 4 output channels and channel.
   const plain = `for (var cq = 0u; cq < u.c4; cq++) {
@@ -155,19 +153,25 @@ export function gconvKernel(p: GconvParams): string {
       ${[0, 1, 2, 3].map((e) => `{ ${K.map((k) => `let w${k} = WT[wq + ${e}u * u.cs + ${k}u];`).join(' ')}
         ${fma((j) => `a${j}[${e}]`)} }`).join('\n      ')}
     }`;
-  // Eight channels per step; lane l loads the weights of channel c0 + l and the others read them by broadcast.
-  const shared = `for (var c0 = 0u; c0 < u.c4 * 4u; c0 += ${SUBGROUP}u) {
-      let wl = wi + (c0 + lane) * u.cs;
+  // Eight channels per step: in each aligned group of 8 subgroup lanes, lane l loads the weights of
+  // channel c0 + l and the others read them by shuffle (correct for any subgroup size that is a
+  // multiple of 8; other sizes take the plain loop).
+  const shared = `if (sgsize % ${SUBGROUP}u != 0u) {
+      ${plain}
+    } else {
+    for (var c0 = 0u; c0 < u.c4 * 4u; c0 += ${SUBGROUP}u) {
+      let wl = wi + (c0 + (sid & ${SUBGROUP - 1}u)) * u.cs;
       ${K.map((k) => `let m${k} = WT[wl + ${k}u];`).join(' ')}
       ${loadA('a', 'c0 / 4u')}
       ${loadA('b', 'c0 / 4u + 1u')}
-      ${Array.from({ length: SUBGROUP }, (_, s) => `{ ${K.map((k) => `let w${k} = subgroupBroadcast(m${k}, ${s}u);`).join(' ')}
+      ${Array.from({ length: SUBGROUP }, (_, s) => `{ ${K.map((k) => `let w${k} = subgroupShuffle(m${k}, sbase + ${s}u);`).join(' ')}
         ${fma((j) => `${s < 4 ? 'a' : 'b'}${j}[${s % 4}]`)} }`).join('\n      ')}
+    }
     }`;
   return `${p.subgroups ? SG_HEADER : ''}${GCONV_U.decl}
-${buffers([['A', 'read', 'vec4<f32>'], ['WT', 'read', 'vec4<f32>'], ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []), ['B', 'read_write']])}
-${uniformBinding(p.bias ? 4 : 3)}
-${MAIN}
+${buffers([['A', 'read', 'vec4<f32>'], ['WT', 'read', 'vec4<f32>'], ['bias', 'read'], ['B', 'read_write']])}
+${uniformBinding(4)}
+${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgsize: u32) {') : MAIN}
   let lane = t % ${lanes}u;
   let sg = t / ${lanes}u;
   let pb = sg % u.blocks;
@@ -180,6 +184,7 @@ ${MAIN}
   let live = r2 / u.groups < u.nb;
   let n = min(r2 / u.groups, u.nb - 1u);
   let npix = u.gh * u.gw;
+  ${p.subgroups ? `let sbase = sid & ~${SUBGROUP - 1}u;` : ''}
   let p0 = (pb * ${lanes}u + lane) * ${TP}u;
   ${J.map((j) => `let q${j} = min(p0 + ${j}u, npix - 1u); let gy${j} = i32(q${j} / u.gw); let gx${j} = i32(q${j} % u.gw);`).join('\n  ')}
   ${K.flatMap((k) => J.map((j) => `var c${k}_${j} = vec4<f32>(0.0);`)).join(' ')}
@@ -191,9 +196,7 @@ ${MAIN}
     let ty = u.dy0 + i32(ti0) * u.dys;
     let tx = u.dx0 + i32(ti1) * u.dxs;
     ${J.map((j) => `let iy${j} = gy${j} * u.sy + ty; let ix${j} = gx${j} * u.sx + tx;`).join('\n    ')}
-    ${J.map((j) => (p.masked
-      ? `let ok${j} = iy${j} >= 0 && iy${j} < u.ha && ix${j} >= 0 && ix${j} < u.wa; let o${j} = aImg + u32(select(0, iy${j} * u.wa + ix${j}, ok${j})) * u.c4;`
-      : `let o${j} = aImg + u32(iy${j} * u.wa + ix${j}) * u.c4;`)).join('\n    ')}
+    ${J.map((j) => `let ok${j} = iy${j} >= 0 && iy${j} < u.ha && ix${j} >= 0 && ix${j} < u.wa; let o${j} = aImg + u32(select(0, iy${j} * u.wa + ix${j}, ok${j})) * u.c4;`).join('\n    ')}
     let wi = wBase + ((u.ky0 + ti0 * u.kys) * u.kw + u.kx0 + ti1 * u.kxs) * u.c4 * 4u * u.cs;
     ${p.subgroups ? shared : plain}
   }
@@ -203,7 +206,7 @@ ${MAIN}
   ${J.map((j) => `let pos${j} = (u.oy0 + u32(gy${j}) * u.osy) * u.wb + u.ox0 + u32(gx${j}) * u.osx;`).join('\n  ')}
   ${K.flatMap((k) => [0, 1, 2, 3].map((e) => `if (oc0 + ${4 * k + e}u < u.cout) {
     let ob = bImg + (oc0 + ${4 * k + e}u) * u.hwb;
-    let bv = ${p.bias ? `bias[g * u.cout + oc0 + ${4 * k + e}u]` : '0.0'};
+    let bv = select(0.0, bias[(g * u.cout + oc0 + ${4 * k + e}u) * u.hasBias], u.hasBias != 0u);
     ${J.map((j) => `if (p0 + ${j}u < npix) { B[ob + pos${j}] = c${k}_${j}[${e}] + bv; }`).join(' ')}
   }`)).join('\n  ')}
 }`;
@@ -217,67 +220,39 @@ ${MAIN}
  * padding, real channel counts, and how the work is split.
  */
 export const WGRAD_U = uniformLayout(
-  ['h', 'w', 'oh', 'ow', 'c4', 'o4', 'kw', 'kk', 'sy', 'sx', 'dh', 'dw', 'top', 'left', 'opg', 'cpg', 'groups', 'tilesO', 'blocks', 'parts'],
+  ['h', 'w', 'oh', 'ow', 'c4', 'o4', 'kw', 'kk', 'sy', 'sx', 'dh', 'dw', 'top', 'left', 'opg', 'cpg', 'groups', 'tilesO', 'parts'],
   ['h', 'w', 'sy', 'sx', 'dh', 'dw', 'top', 'left'],
 );
 
-export interface WeightGradParams {
-  /** Output channels per thread (multiple of 4; the packed output gradient is padded to it). */
-  tileO: number;
-  /** Broadcast output-gradient values across 8-lane subgroups. */
-  subgroups: boolean;
-}
-
-/** Threads per partial sum: output-channel tiles × (tap, 4 input channels) pairs, in whole subgroups. */
-export function weightGradThreads(p: WeightGradParams, groups: number, opgPad: number, cpgPad: number, kk: number): { threads: number; blocks: number } {
-  const lanes = p.subgroups ? SUBGROUP : 1;
-  const blocks = Math.ceil((kk * cpgPad) / 4 / lanes);
-  return { threads: groups * (opgPad / p.tileO) * blocks * lanes, blocks };
+/** Threads per partial sum of `weightGradKernel`: output-channel tiles × (tap, 4 input channels) pairs. */
+export function weightGradThreads(tileO: number, groups: number, opgPad: number, cpgPad: number, kk: number): number {
+  return groups * (opgPad / tileO) * kk * (cpgPad / 4);
 }
 
 /**
  * dW[o][c][tap] = Σ over images and output pixels of dY[o, pixel] · X[c, pixel·stride + tap offset],
- * over packed dY and X. A thread owns `tileO` output channels × 4 input channels of one tap (the
- * lanes of a subgroup take different (tap, channel) pairs at the same pixels and share the dY values)
- * and reduces over one slice of the chunk's output rows into P[u.slot + slice][o][c][tap].
- * Bindings XP, DYP (packed chunks), P, uniforms.
+ * over packed dY and X. A thread owns `tileO` output channels (the packed dY is padded to a multiple)
+ * × 4 input channels of one tap, and reduces over one slice of the chunk's output rows into
+ * P[u.slot + slice][o][c][tap]. Adjacent threads take adjacent (tap, channel) pairs and so read the
+ * same dY values. (Sharing dY through subgroup broadcasts, as the forward shares weights, measured
+ * slower here.) Bindings XP, DYP (packed chunks), P, uniforms.
  */
-export function weightGradKernel(p: WeightGradParams): string {
-  const lanes = p.subgroups ? SUBGROUP : 1;
-  const K4 = p.tileO / 4;
+export function weightGradKernel(tileO: number): string {
+  const K4 = tileO / 4;
   const K = Array.from({ length: K4 }, (_, k) => k);
   const E = [0, 1, 2, 3];
-  /** One output pixel `ox` of the row: the lane's X value and the FMAs with dY values `d{k}`. */
-  const step = (ox: string, d: (k: number) => string) => `{
-        let ix = i32(${ox}) * u.sx + kx;
-        let ok = rok && ix >= 0 && ix < u.w && ${ox} < u.ow;
-        let x = select(vec4<f32>(0.0), XP[xr + u32(select(0, ix, ok)) * u.c4], ok);
-        ${K.map((k) => `let d${k} = ${d(k)};`).join(' ')}
-        ${K.flatMap((k) => E.map((e) => `s${k}_${e} += d${k}[${e}] * x;`)).join(' ')}
-      }`;
-  const dyAt = (ox: string, k: number) => `DYP[yr + min(${ox}, u.ow - 1u) * u.o4 + ${k}u]`;
-  const cols = p.subgroups
-    ? `for (var ox0 = 0u; ox0 < u.ow; ox0 += ${SUBGROUP}u) {
-      let has = rowLive && ox0 + lane < u.ow;
-      ${K.map((k) => `let m${k} = select(vec4<f32>(0.0), ${dyAt('ox0 + lane', k)}, has);`).join(' ')}
-      ${Array.from({ length: SUBGROUP }, (_, s) => step(`ox0 + ${s}u`, (k) => `subgroupBroadcast(m${k}, ${s}u)`)).join('\n      ')}
-    }`
-    : `for (var ox = 0u; ox < u.ow; ox++) ${step('ox', (k) => `select(vec4<f32>(0.0), ${dyAt('ox', k)}, rowLive)`)}`;
-  return `${p.subgroups ? SG_HEADER : ''}${WGRAD_U.decl}
+  return `${WGRAD_U.decl}
 ${buffers([['XP', 'read', 'vec4<f32>'], ['DYP', 'read', 'vec4<f32>'], ['P', 'read_write']])}
 ${uniformBinding(3)}
 ${MAIN}
-  let lane = t % ${lanes}u;
-  let sg = t / ${lanes}u;
-  let pb = sg % u.blocks;
-  let r0 = sg / u.blocks;
+  let pairs = u.kk * u.c4;
+  let pair = t % pairs;
+  let r0 = t / pairs;
   let ot = r0 % u.tilesO;
   let r1 = r0 / u.tilesO;
   let g = r1 % u.groups;
   let live = r1 / u.groups < u.parts;
   let s = min(r1 / u.groups, u.parts - 1u);
-  let pairs = u.kk * u.c4;
-  let pair = min(pb * ${lanes}u + lane, pairs - 1u);
   let tap = pair / u.c4;
   let cq = pair % u.c4;
   let ky = i32(tap / u.kw) * u.dh - u.top;
@@ -296,12 +271,18 @@ ${MAIN}
     let rok = iy >= 0 && iy < u.h;
     let xr = (img * u32(u.h * u.w) + u32(select(0, iy, rok) * u.w)) * u.c4 + cq;
     let yr = (img * u.oh * u.ow + oy * u.ow) * u.o4 + ot * ${K4}u;
-    ${cols}
+    for (var ox = 0u; ox < u.ow; ox++) {
+      let ix = i32(ox) * u.sx + kx;
+      let ok = rok && ix >= 0 && ix < u.w;
+      let x = select(vec4<f32>(0.0), XP[xr + u32(select(0, ix, ok)) * u.c4], ok);
+      ${K.map((k) => `let d${k} = select(vec4<f32>(0.0), DYP[yr + ox * u.o4 + ${k}u], rowLive);`).join(' ')}
+      ${K.flatMap((k) => E.map((e) => `s${k}_${e} += d${k}[${e}] * x;`)).join(' ')}
+    }
   }
-  if (!live || pb * ${lanes}u + lane >= pairs) { return; }
+  if (!live) { return; }
   let slot = (u.slot + s) * u.groups * u.opg * u.cpg * u.kk + tap;
-  ${K.flatMap((k) => E.map((e) => `if (ot * ${p.tileO}u + ${4 * k + e}u < u.opg) {
-    let row = (g * u.opg + ot * ${p.tileO}u + ${4 * k + e}u) * u.cpg;
+  ${K.flatMap((k) => E.map((e) => `if (ot * ${tileO}u + ${4 * k + e}u < u.opg) {
+    let row = (g * u.opg + ot * ${tileO}u + ${4 * k + e}u) * u.cpg;
     ${E.map((f) => `if (cq * 4u + ${f}u < u.cpg) { P[slot + (row + cq * 4u + ${f}u) * u.kk] = s${k}_${e}[${f}]; }`).join(' ')}
   }`)).join('\n  ')}
 }`;

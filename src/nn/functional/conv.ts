@@ -164,10 +164,6 @@ function phases(g: Geo) {
   return out;
 }
 
-/** Whether a grid gh×gw read at stride s plus the progression's offsets leaves [0, size). */
-const reachesOut = (t: Progression, grid: number, s: number, size: number) =>
-  [t.d0, t.d0 + (t.n - 1) * t.ds].some((d) => d < 0 || (grid - 1) * s + d > size - 1);
-
 /** Register tile and subgroup use of the implicit GEMM for `cout` output channels per group. */
 function gemmTiles(cout: number) {
   const subgroups = deviceInfo().subgroups;
@@ -215,18 +211,17 @@ function gemm(
     const ar = pack(g, a, cin, ha * wa, cinPad, packed, n0, nb);
     const [br, bOff] = bindImages(b, perB, n0, nb);
     for (const q of grids) {
-      const masked = reachesOut(q.rows, q.grid[0], q.inStride[0], ha) || reachesOut(q.cols, q.grid[1], q.inStride[1], wa);
       const blocks = Math.ceil(Math.ceil((q.grid[0] * q.grid[1]) / tiles.tileP) / lanes);
       const uniforms = GCONV_U.pack({
         bOff, nb, ha, wa, gh: q.grid[0], gw: q.grid[1], c4: cinPad / 4, cout, cs: coutPad / 4, groups: g.groups,
-        hwb: hb * wb, wb, cb: g.groups * cout, blocks, tilesO: coutPad / tiles.tileO, kk: g.kh * g.kw,
+        hwb: hb * wb, wb, cb: g.groups * cout, blocks, tilesO: coutPad / tiles.tileO, kk: g.kh * g.kw, hasBias: bias ? 1 : 0,
         sy: q.inStride[0], sx: q.inStride[1], oy0: q.start[0], ox0: q.start[1], osy: q.step[0], osx: q.step[1],
         nky: q.rows.n, nkx: q.cols.n, kw: g.kw, ky0: q.rows.k0, kys: q.rows.ks, kx0: q.cols.k0, kxs: q.cols.ks,
         dy0: q.rows.d0, dys: q.rows.ds, dx0: q.cols.d0, dxs: q.cols.ds,
       });
       dispatch({
-        name, detail: g.detail, code: gconvKernel({ ...tiles, masked, bias: !!bias }), workgroups: wgs(nb * g.groups * (coutPad / tiles.tileO) * blocks * lanes),
-        buffers: [ar, wt.buffer, ...(bias ? [bias.buffer] : []), br], uniforms,
+        name, detail: g.detail, code: gconvKernel(tiles), workgroups: wgs(nb * g.groups * (coutPad / tiles.tileO) * blocks * lanes),
+        buffers: [ar, wt.buffer, (bias ?? wt).buffer, br], uniforms,
       });
     }
   });
@@ -314,25 +309,24 @@ function backwardWeight(x: Tensor, dy: Tensor, g: Geo, wShape: number[]): Tensor
     });
     return reduceRows(partial, wShape);
   }
-  // Measured: this reduction runs faster without subgroup broadcasts (lanes then share dY rows).
-  const tiles = { tileO: gemmTiles(g.opg).tileO, subgroups: false };
+  const { tileO } = gemmTiles(g.opg);
   const cpgPad = roundUp(g.cpg, 4);
-  const opgPad = roundUp(g.opg, tiles.tileO);
+  const opgPad = roundUp(g.opg, tileO);
   const sizes = [xPer, yPer, g.groups * g.h * g.w * cpgPad, g.groups * g.oh * g.ow * opgPad];
   const nb = chunkImages(g, sizes);
-  const { threads, blocks } = weightGradThreads(tiles, g.groups, opgPad, cpgPad, kk);
+  const threads = weightGradThreads(tileO, g.groups, opgPad, cpgPad, kk);
   const parts = Math.max(1, Math.min(Math.ceil(TARGET_THREADS / threads), g.oh * nb));
   const partial = Tensor.empty([Math.ceil(g.n / nb) * parts, g.o * g.cpg * kk], 'conv2d dWeight partials');
   const xPacked = Tensor.empty([nb * sizes[2]], 'conv2d packed input');
   const yPacked = Tensor.empty([nb * sizes[3]], 'conv2d packed gradient');
-  const code = weightGradKernel(tiles);
+  const code = weightGradKernel(tileO);
   forChunks(g, sizes, (chunk, n0, nbc) => {
     const xa = pack(g, x, g.cpg, g.h * g.w, cpgPad, xPacked, n0, nbc);
     const ya = pack(g, dy, g.opg, g.oh * g.ow, opgPad, yPacked, n0, nbc);
     const uniforms = WGRAD_U.pack({
       nb: nbc, slot: chunk * parts, h: g.h, w: g.w, oh: g.oh, ow: g.ow, c4: cpgPad / 4, o4: opgPad / 4, kw: g.kw, kk,
       sy: g.sh, sx: g.sw, dh: g.dh, dw: g.dw, top: g.top, left: g.left, opg: g.opg, cpg: g.cpg, groups: g.groups,
-      tilesO: opgPad / tiles.tileO, blocks, parts,
+      tilesO: opgPad / tileO, parts,
     });
     dispatch({ name: 'conv2d_grad_weight', detail: g.detail, code, workgroups: wgs(threads * parts), buffers: [xa, ya, partial.buffer], uniforms });
   });
