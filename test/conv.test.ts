@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
-import { init, tidy, Tensor } from '@lib/nn';
+import { init, tidy, Tensor, deviceInfo } from '@lib/nn';
 import { conv2d, samePadding, type Conv2dOptions } from '../src/nn/functional/index.js';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
 import * as ref from './reference/index.js';
@@ -101,6 +101,22 @@ describe('conv2d against the float64 reference', () => {
   CASES.forEach((c, i) => it(c.name, () => checkCase(c, 100 + i)));
   it('seeded random configurations', async () => {
     for (const [i, c] of randomCases(2024, 8).entries()) await checkCase(c, 500 + i);
+  });
+});
+
+describe('conv2d on devices without subgroups', () => {
+  beforeAll(async () => { await init(); });
+  it('takes the plain GEMM loop and gives the same results', async () => {
+    const info = deviceInfo();
+    const had = info.subgroups;
+    info.subgroups = false; // read per call when choosing kernels; restored below
+    try {
+      await checkCase({ name: 'plain 3x3 stride 2', x: [3, 5, 11, 9], o: 6, k: 3, opts: { stride: 2, padding: [1, 2] } }, 40);
+      await checkCase({ name: 'plain groups 2', x: [1, 6, 7, 7], o: 18, k: 3, opts: { groups: 2, padding: 1 } }, 41);
+      await checkCase({ name: 'plain 1x1', x: [3, 3, 5, 5], o: 4, k: 1, opts: {} }, 42);
+    } finally {
+      info.subgroups = had;
+    }
   });
 });
 

@@ -9,8 +9,8 @@
  * pixel take part, so no zeros are inserted. A thread keeps `tileO` output channels × `tileP`
  * positions in registers; with subgroups, 8 lanes take adjacent positions and share the weights
  * (each lane loads one channel's and the others read them by shuffle). The weight gradient is the
- * same GEMM with the reduction over pixels. Lavapipe turns storage loads into gathers, so loads per
- * FMA is what counts; workgroup shared memory would only add loads.
+ * same GEMM with the reduction over pixels. Lavapipe turns each storage load into per-lane loads with
+ * bounds checks, so loads per FMA is what counts; workgroup shared memory would only add loads.
  *
  * Only the tile shape, the flags and the number of unrolled steps are compiled in: sizes, strides,
  * paddings and taps are runtime uniforms, so one pipeline serves every layer of a network
@@ -19,13 +19,6 @@
  * 256-byte aligned binding, `nb`: images in the chunk).
  */
 import { buffers } from './common.js';
-
-/** One kernel tap: index into the weight's tap dim, and the input offset it reads at (rows, cols). */
-export interface Tap {
-  w: number;
-  dy: number;
-  dx: number;
-}
 
 /**
  * A uniform block: fields in order (the first four shared by every kernel here), i32 where listed.
