@@ -1,11 +1,24 @@
 /**
  * Batched matrix multiply C[b] = op(A[b]) · op(B[b]), op = identity or transpose, read straight from
- * the stored layout (no transposed copy). Each thread keeps a 4x4 tile of C in registers; on
- * lavapipe every storage load is a scalar loop over the lanes, so register reuse is what pays,
- * while workgroup shared memory makes it slower. Out-of-range rows/cols are clamped on load and
- * masked on store, keeping the inner loop free of branches.
+ * the stored layout (no transposed copy).
+ *
+ * Written for lavapipe (Mesa 25.0), where every storage load becomes a bounds-checked branchy
+ * sequence per lane and component (about 9 instructions per value), while arithmetic and subgroup
+ * broadcasts are single SIMD instructions. So the kernel minimises loads per FMA:
+ * - a workgroup is one subgroup of 8 lanes sharing the same `TM` rows, each lane owning `TN`
+ *   columns; every lane loads a different piece of A and `subgroupBroadcast` hands each value to
+ *   all lanes (A is loaded once, not 8 times), while each lane loads its own B;
+ * - loads are vec4 along whichever axis is contiguous and divisible by 4;
+ * - the k loop works in chunks of 8 steps summed in SSA values before touching the accumulators,
+ *   because lavapipe blends every loop-carried variable with the execution mask on each update;
+ *   steps past k read zeros, so there is no separate tail code;
+ * - results are stored from a loop, since every unrolled store is a per-lane scatter of its own.
+ * Larger tiles would cut loads further, but compile time grows steeply with code size (a 32x16
+ * tile takes 20 s or more to compile; 32x8 about 3 s).
+ * Without subgroups every lane loads the A values itself (the same addresses), slower but correct.
+ * m, n, k are uniforms, so shapes share a pipeline per tile and layout.
  */
-import { buffers, stridedOffset } from './common.js';
+import { stridedOffset } from './common.js';
 
 export interface MatmulParams {
   m: number;
@@ -17,45 +30,148 @@ export interface MatmulParams {
   batchShape: number[];
   batchStridesA: number[];
   batchStridesB: number[];
+  /** Share A through `subgroupBroadcast` (needs the `subgroups` feature and subgroups of at least 8 lanes). */
+  subgroups: boolean;
 }
 
-const T = 4;
-const WG = 8;
+/** Lanes per workgroup; with subgroups, the lanes that share A values. */
+const LANES = 8;
 
-export function matmulKernel(p: MatmulParams) {
-  const { m, n, k } = p;
-  const tilesM = Math.ceil(m / (T * WG));
-  const tilesN = Math.ceil(n / (T * WG));
+/**
+ * Rows per workgroup and columns per lane. 32x8 measured best among tiles that compile in a few
+ * seconds; small shapes get smaller tiles to limit wasted work and keep every thread busy.
+ */
+function pickTile(m: number, n: number, batches: number, subgroups: boolean): [tm: number, tn: number] {
+  if (!subgroups) return [8, n <= 4 * LANES ? 4 : 8];
+  let tm = 32;
+  let tn = 8;
+  const workgroups = () => batches * Math.ceil(m / tm) * Math.ceil(n / (tn * LANES));
+  if (n <= 4 * LANES || workgroups() < 16) tn = 4;
+  while (tm > 8 && (m <= tm / 2 || workgroups() < 16)) tm /= 2;
+  return [tm, tn];
+}
+
+const range = (n: number) => [...Array(n).keys()];
+
+/** The WGSL of one matmul dispatch, its workgroup count and its uniforms (m, n, k and the tile grid). */
+export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array } {
+  const { m, n, k, transA, transB, subgroups } = p;
   const batches = p.batchShape.reduce((x, y) => x * y, 1);
-  const aIdx = (row: string, kk: string) => (p.transA ? `${kk} * ${m}u + ${row}` : `${row} * ${k}u + ${kk}`);
-  const bIdx = (kk: string, col: string) => (p.transB ? `${col} * ${k}u + ${kk}` : `${kk} * ${n}u + ${col}`);
-  const rows = [0, 1, 2, 3];
-  const code = `${buffers([['A', 'read'], ['B', 'read'], ['C', 'read_write']])}
-@compute @workgroup_size(${WG}, ${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let w = wid.x + wid.y * nwg.x;
-  if (w >= ${batches * tilesM * tilesN}u) { return; }
-  let batch = w / ${tilesM * tilesN}u;
-  let tile = w % ${tilesM * tilesN}u;
-  let row0 = (tile / ${tilesN}u) * ${T * WG}u + lid.y * ${T}u;
-  let col0 = (tile % ${tilesN}u) * ${T * WG}u + lid.x * ${T}u;
-  ${stridedOffset('ba', 'batch', p.batchShape, p.batchStridesA.map((s) => s * m * k))}
-  ${stridedOffset('bb', 'batch', p.batchShape, p.batchStridesB.map((s) => s * k * n))}
-  ${rows.map((r) => `let r${r} = min(row0 + ${r}u, ${m - 1}u);`).join('\n  ')}
-  ${rows.map((c) => `let c${c} = min(col0 + ${c}u, ${n - 1}u);`).join('\n  ')}
-  var acc: array<vec4<f32>, 4>;
-  for (var kk = 0u; kk < ${k}u; kk++) {
-    let b = vec4<f32>(${rows.map((c) => `B[bb + ${bIdx('kk', `c${c}`)}]`).join(', ')});
-    ${rows.map((r) => `acc[${r}] += A[ba + ${aIdx(`r${r}`, 'kk')}] * b;`).join('\n    ')}
-  }
-  let cb = batch * ${m * n}u;
-  for (var r = 0u; r < 4u; r++) {
-    let row = row0 + r;
-    if (row >= ${m}u) { break; }
-    for (var c = 0u; c < 4u; c++) {
-      if (col0 + c < ${n}u) { C[cb + row * ${n}u + col0 + c] = acc[r][c]; }
+  const [TM, TN] = pickTile(m, n, batches, subgroups);
+  // k steps per unrolled chunk: with subgroups one A value per lane and row; without, a shorter
+  // chunk halves the code (and compile time) of the slower fallback.
+  const CH = subgroups ? LANES : 4;
+  const NQ = TN / 4;
+  const tilesN = Math.ceil(n / (TN * LANES));
+  const tiles = Math.ceil(m / TM) * tilesN;
+  // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
+  const a4 = transA ? m % 4 === 0 : k % 4 === 0;
+  const b4 = transB ? k % 4 === 0 : n % 4 === 0;
+  const c4 = n % 4 === 0;
+  const rows = range(TM);
+  const quads = range(NQ);
+  const cols = range(TN);
+  const zeroPast = (kk: string, e: string, v = true) => `select(${v ? 'vec4<f32>()' : '0.0'}, ${e}, ${kk} < k)`;
+  // Offsets of A[row, kk] and B[kk, col] (logical indices) in the stored layouts.
+  const aOff = (row: string, kk: string) => (transA ? `ba + (${kk}) * m + ${row}` : `ba + ${row} * k + ${kk}`);
+  const bOff = (kk: string, col: string) => (transB ? `bb + ${col} * k + ${kk}` : `bb + (${kk}) * n + ${col}`);
+
+  // A for the chunk: `loadA` fills registers, `aAt(r, s)` is the f32 expression for A[row0 + r, k0 + s].
+  const loadA: string[] = [];
+  let aAt: (r: number, s: number) => string;
+  if (subgroups) {
+    // Each lane loads one part; `src(r, s)` names the register, lane and component holding the value.
+    let src: (r: number, s: number) => [reg: string, lane: number, comp: number];
+    if (a4 && !transA) {
+      // Lane l holds, for row group i, row 4i + l/2 at k0 + 4(l%2) .. +3.
+      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane % 2u * 4u', `A[(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u]`)};`));
+      src = (r, s) => [`a${r >> 2}`, 2 * (r & 3) + (s >> 2), s & 3];
+    } else if (a4) {
+      // Lane l holds rows 4i .. 4i+3 at k0 + l.
+      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', `A[(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`));
+      src = (r, s) => [`a${r >> 2}`, s, r & 3];
+    } else {
+      rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
+      src = (r, s) => [`a${r}`, s, -1];
     }
+    const seen = new Set<string>();
+    aAt = (r, s) => {
+      const [reg, lane, comp] = src(r, s);
+      const v = `${reg}_${lane}`;
+      if (!seen.has(v)) {
+        seen.add(v);
+        loadA.push(`let ${v} = subgroupBroadcast(${reg}, ${lane}u);`);
+      }
+      return comp < 0 ? v : `${v}[${comp}]`;
+    };
+  } else if (a4 && !transA) {
+    rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, `A[(ba + ar${r} * k + k0) / 4u + ${h}u]`)};`)));
+    aAt = (r, s) => `a${r}_${s >> 2}[${s & 3}]`;
+  } else if (a4) {
+    range(TM / 4).forEach((i) => range(CH).forEach((s) => loadA.push(`let a${i}_${s} = ${zeroPast(`k0 + ${s}u`, `A[(ba + (k0 + ${s}u) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`)));
+    aAt = (r, s) => `a${r >> 2}_${s}[${r & 3}]`;
+  } else {
+    rows.forEach((r) => range(CH).forEach((s) => loadA.push(`let a${r}_${s} = ${zeroPast(`k0 + ${s}u`, `A[${aOff(`ar${r}`, `k0 + ${s}u`)}]`, false)};`)));
+    aAt = (r, s) => `a${r}_${s}`;
+  }
+
+  // B for one k step as NQ vec4s over this lane's columns; `loadB` holds chunk-wide loads.
+  const loadB: string[] = [];
+  let bAt: (s: number, q: number) => string;
+  if (b4 && !transB) {
+    bAt = (s, q) => `B[(bb + (k0 + ${s}u) * n) / 4u + bq${q}]`;
+  } else if (b4) {
+    cols.forEach((c) => range(CH / 4).forEach((h) => loadB.push(`let bt${c}_${h} = B[(bb + bc${c} * k + k0) / 4u + ${h}u];`)));
+    bAt = (s, q) => `vec4<f32>(${range(4).map((j) => `bt${4 * q + j}_${s >> 2}[${s & 3}]`).join(', ')})`;
+  } else {
+    bAt = (s, q) => `vec4<f32>(${range(4).map((j) => `B[${bOff(`k0 + ${s}u`, `bc${4 * q + j}`)}]`).join(', ')})`;
+  }
+  range(CH).forEach((s) => quads.forEach((q) => loadB.push(`let b${s}_${q} = ${zeroPast(`k0 + ${s}u`, bAt(s, q))};`)));
+
+  // Partial sums of the chunk per row in SSA, then one accumulator update per row and quad.
+  const sums = rows.flatMap((r) => {
+    const terms = range(CH).map((s) => aAt(r, s));
+    return quads.map((q) => `acc${r}_${q} += ${terms.map((a, s) => `${a} * b${s}_${q}`).join(' + ')};`);
+  });
+
+  const store = c4
+    ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
+    : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
+  const vec = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
+  const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesN: u32, tiles: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> A: array<${vec(a4)}>;
+@group(0) @binding(1) var<storage, read> B: array<${vec(b4)}>;
+@group(0) @binding(2) var<storage, read_write> C: array<${vec(c4)}>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${LANES})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32${subgroups ? ', @builtin(subgroup_invocation_id) sg: u32' : ''}) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= u.total) { return; }
+  let m = u.m; let n = u.n; let k = u.k;
+  let batch = w / u.tiles;
+  let tile = w % u.tiles;
+  let row0 = (tile / u.tilesN) * ${TM}u;
+  let col0 = (tile % u.tilesN) * ${TN * LANES}u + li * ${TN}u;
+  ${subgroups ? `let lane = sg % ${LANES}u;` : ''}
+  ${stridedOffset('bai', 'batch', p.batchShape, p.batchStridesA)}
+  ${stridedOffset('bbi', 'batch', p.batchShape, p.batchStridesB)}
+  let ba = bai * m * k;
+  let bb = bbi * k * n;
+  let cb = batch * m * n;
+  ${rows.map((r) => `let ar${r} = min(row0 + ${r}u, m - 1u);`).join(' ')}
+  ${cols.map((c) => `let bc${c} = min(col0 + ${c}u, n - 1u);`).join(' ')}
+  ${b4 && !transB ? quads.map((q) => `let bq${q} = min(col0 / 4u + ${q}u, n / 4u - 1u);`).join(' ') : ''}
+  ${rows.map((r) => quads.map((q) => `var acc${r}_${q} = vec4<f32>();`).join(' ')).join('\n  ')}
+  for (var k0 = 0u; k0 < k; k0 += ${CH}u) {
+    ${[...loadA, ...loadB, ...sums].join('\n    ')}
+  }
+  var res = array<vec4<f32>, ${TM * NQ}>(${rows.map((r) => quads.map((q) => `acc${r}_${q}`).join(', ')).join(', ')});
+  for (var i = 0u; i < ${TM * NQ}u; i++) {
+    let row = row0 + i / ${NQ}u;
+    let col = col0 + i % ${NQ}u * 4u;
+    ${store}
   }
 }`;
-  return { code, workgroups: batches * tilesM * tilesN };
+  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesN, tiles, batches * tiles]) };
 }

@@ -1,5 +1,5 @@
 /** Matrix multiplication with PyTorch semantics (1-D operands, batched with broadcast batch dims). */
-import { dispatch } from '../device.js';
+import { deviceInfo, dispatch } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { matmulKernel } from '../../shaders/matmul.js';
@@ -11,8 +11,9 @@ import { reshape } from './shape.js';
 /**
  * op(a) · op(b) for tensors of at least 2 dims, where op transposes the last two dims when the flag is
  * set — read from the stored layout, without a copy. Batch dims broadcast. No autograd.
+ * `opts.subgroups: false` forces the kernel without subgroup operations (used on adapters without them; tests compare both).
  */
-export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: { subgroups?: boolean } = {}): Tensor {
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   const [m, k] = transA ? [ac, ar] : [ar, ac];
@@ -29,8 +30,12 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
     m, n, k, transA, transB, batchShape,
     batchStridesA: broadcastStrides(batchA, batchShape),
     batchStridesB: broadcastStrides(batchB, batchShape),
+    subgroups: (opts.subgroups ?? true) && deviceInfo().subgroups,
   });
-  dispatch({ name: 'matmul', detail: `[${a.shape}] x [${b.shape}]`, code: kern.code, workgroups: kern.workgroups, buffers: [a.buffer, b.buffer, out.buffer] });
+  dispatch({
+    name: 'matmul', detail: `[${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`,
+    code: kern.code, workgroups: kern.workgroups, buffers: [a.buffer, b.buffer, out.buffer], uniforms: kern.uniforms,
+  });
   return out;
 }
 
