@@ -1,0 +1,172 @@
+/**
+ * Timing and checking shared by every bench case: each case prepares the same work for both
+ * libraries, checks that their results agree, then times one iteration at a time with tinybench.
+ */
+import { Bench } from 'tinybench';
+
+/** Work units of a case: FLOPs, bytes moved or images per timed iteration. */
+export type Unit = 'GFLOP/s' | 'GB/s' | 'images/s';
+
+/**
+ * Sleeps before a read-back for most of the time an iteration has taken so far. On lavapipe,
+ * Dawn's awaited map request polls in a busy loop that takes one of the two cores from the
+ * driver's workers; both libraries get the same treatment, and the sleep counts in the time.
+ */
+export class Pacer {
+  private t0 = 0;
+  private readonly times: number[] = [];
+
+  start(): void {
+    this.t0 = performance.now();
+  }
+
+  async wait(): Promise<void> {
+    if (!this.times.length) return;
+    const sorted = [...this.times].sort((a, b) => a - b);
+    const ms = 0.8 * sorted[sorted.length >> 1] - (performance.now() - this.t0);
+    if (ms > 1) await new Promise((res) => setTimeout(res, ms));
+  }
+
+  end(): void {
+    this.times.push(performance.now() - this.t0);
+  }
+}
+
+/** One library's side of a case: `fn` records the work and waits for it (calling `pacer.wait()` just before the wait). */
+export interface Timed {
+  fn: (pacer: Pacer) => Promise<void>;
+  /** Untimed preparation before every iteration (e.g. the forward pass before a timed backward). */
+  beforeEach?: () => Promise<void>;
+  afterEach?: () => void;
+}
+
+export interface Prepared {
+  ours: Timed;
+  theirs: Timed;
+  /** Runs both sides once on the same inputs and compares the results; throws on a mismatch. */
+  check: () => Promise<string>;
+  dispose: () => void;
+}
+
+export interface Case {
+  group: string;
+  name: string;
+  shape: string;
+  unit: Unit;
+  /** FLOPs, bytes or images per iteration. */
+  work: number;
+  /** Part of `--quick`. */
+  quick: boolean;
+  /** How the timed part is delimited, for the README (e.g. "backward alone"). */
+  note?: string;
+  prepare: () => Promise<Prepared>;
+}
+
+export interface Measure {
+  /** Median of the timed iterations. */
+  medianMs: number;
+  /** Work per second in the case's unit. */
+  rate: number;
+  /** The first call, shader compilation included. */
+  firstMs: number;
+  iterations: number;
+}
+
+export interface Row {
+  group: string;
+  name: string;
+  shape: string;
+  unit: Unit;
+  note?: string;
+  ours: Measure | null;
+  tfjs: Measure | null;
+  /** ours rate / tfjs rate: above 1 means we are faster. */
+  speedup: number | null;
+  check: string;
+  error?: string;
+}
+
+/** Times one side: a first call (compilation included), then tinybench's warm-up and `iterations` timed runs. */
+export async function measure(t: Timed, unit: Unit, work: number, iterations: number): Promise<Measure> {
+  const pacer = new Pacer();
+  const once = async () => {
+    pacer.start();
+    await t.fn(pacer);
+    pacer.end();
+  };
+  await t.beforeEach?.();
+  const t0 = performance.now();
+  await once();
+  const firstMs = performance.now() - t0;
+  t.afterEach?.();
+  const bench = new Bench({ iterations, time: 0, warmupIterations: 1, warmupTime: 0, throws: true });
+  bench.add('case', once, { beforeEach: t.beforeEach, afterEach: t.afterEach });
+  await bench.run();
+  const r = bench.tasks[0].result;
+  if (r.state !== 'completed') throw new Error(`timing did not complete (${r.state})`);
+  const medianMs = r.latency.p50;
+  const scale = unit === 'images/s' ? 1 : 1e9;
+  return { medianMs, rate: work / scale / (medianMs / 1000), firstMs, iterations: r.latency.samplesCount ?? iterations };
+}
+
+/** Largest |a − b| relative to (atol + rtol·|b|); at most 1 means close. Throws naming the case when not. */
+export function expectClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-3, atol = 1e-4): string {
+  if (got.length !== want.length) throw new Error(`${what}: ${got.length} values vs ${want.length}`);
+  let worst = 0;
+  let at = -1;
+  let maxAbs = 0;
+  for (let i = 0; i < got.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    const r = d / (atol + rtol * Math.abs(want[i]));
+    if (!(r <= worst)) {
+      worst = r;
+      at = i;
+    }
+    if (d > maxAbs) maxAbs = d;
+  }
+  if (!(worst <= 1)) throw new Error(`${what}: element ${at} is ${got[at]}, the other library has ${want[at]} (rtol ${rtol}, atol ${atol})`);
+  return `ok (max |diff| ${maxAbs.toExponential(1)})`;
+}
+
+/** Seeded normal samples (mulberry32 and Box–Muller), so every run times the same data. */
+export function randomData(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - next()));
+    const a = 2 * Math.PI * next();
+    out[i] = scale * r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = scale * r * Math.sin(a);
+  }
+  return out;
+}
+
+/** Reorders a row-major array of `shape` by `perm` (output dim i is input dim perm[i]). */
+export function permuteData(data: ArrayLike<number>, shape: number[], perm: number[]): Float32Array {
+  const outShape = perm.map((p) => shape[p]);
+  const inStrides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const out = new Float32Array(data.length);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let src = 0;
+    for (let d = 0; d < perm.length; d++) src += idx[d] * inStrides[perm[d]];
+    out[o] = data[src];
+    for (let d = perm.length - 1; d >= 0; d--) {
+      if (++idx[d] < outShape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** NCHW → NHWC and back, and PyTorch conv weights [O, I, kh, kw] → TensorFlow [kh, kw, I, O]. */
+export const nchwToNhwc = (d: ArrayLike<number>, s: number[]) => permuteData(d, s, [0, 2, 3, 1]);
+export const nhwcToNchw = (d: ArrayLike<number>, s: number[]) => permuteData(d, s, [0, 3, 1, 2]);
+export const oihwToHwio = (d: ArrayLike<number>, s: number[]) => permuteData(d, s, [2, 3, 1, 0]);
