@@ -144,7 +144,7 @@ describe('conv2d splits work over the binding limit', () => {
     setMaxBindingSizeForTesting(1024);
     const x = Tensor.empty([1, 4, 16, 16]);
     const w = Tensor.empty([4, 4, 3, 3]);
-    expect(() => conv2d(x, w)).toThrow(/one image needs a \d+-byte binding, above the 1024-byte storage binding limit/);
+    expect(() => conv2d(x, w)).toThrow(/one item needs a \d+-byte binding, above the 1024-byte storage binding limit/);
     x.dispose();
     w.dispose();
   });
