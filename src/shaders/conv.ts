@@ -80,28 +80,34 @@ ${MAIN}
 
 // ---------------------------------------------------------------- weights
 
-export const ARRANGE_U = uniformLayout(['opg', 'cpg', 'kk', 'rpad', 'pad', 'total']);
+export const ARRANGE_U = uniformLayout(['opg', 'cpg', 'kk', 'rpad', 'pad4', 'rows']);
 
 /**
  * Re-lays a weight [O, C/groups, kh, kw] out as WT[group][tap][reduction channel][output channel],
- * both channel dims zero-padded (to u.rpad and u.pad). 'forward' reduces over input channels;
- * 'data' (the data gradient) over output channels. Bindings Wsrc, WT, uniforms.
+ * both channel dims zero-padded (to u.rpad and 4·u.pad4). 'forward' reduces over input channels;
+ * 'data' (the data gradient) over output channels. One thread per (group, tap, reduction channel)
+ * row writing vec4s: per-element index arithmetic would divide by uniforms, which lavapipe does
+ * lane by lane. Bindings Wsrc, WT (vec4), uniforms.
  */
 export function arrangeWeightsKernel(mode: 'forward' | 'data'): string {
-  const [a, b] = mode === 'forward' ? ['b', 'a'] : ['a', 'b'];
+  const E = [0, 1, 2, 3];
+  // Output and input channel of element q·4 + e of reduction row a.
+  const oc = (e: number) => (mode === 'forward' ? `q * 4u + ${e}u` : 'a');
+  const ic = (e: number) => (mode === 'forward' ? 'a' : `q * 4u + ${e}u`);
   return `${ARRANGE_U.decl}
-${buffers([['Wsrc', 'read'], ['WT', 'read_write']])}
+${buffers([['Wsrc', 'read'], ['WT', 'read_write', 'vec4<f32>']])}
 ${uniformBinding(2)}
 ${MAIN}
-  if (t >= u.total) { return; }
-  let b = t % u.pad;
-  let r = t / u.pad;
-  let a = r % u.rpad;
-  let r2 = r / u.rpad;
-  let tap = r2 % u.kk;
-  let g = r2 / u.kk;
-  let ok = ${a} < u.opg && ${b} < u.cpg;
-  WT[t] = select(0.0, Wsrc[select(0u, ((g * u.opg + ${a}) * u.cpg + ${b}) * u.kk + tap, ok)], ok);
+  if (t >= u.rows) { return; }
+  let a = t % u.rpad;
+  let r = t / u.rpad;
+  let tap = r % u.kk;
+  let g = r / u.kk;
+  for (var q = 0u; q < u.pad4; q++) {
+    ${E.map((e) => `let ok${e} = ${oc(e)} < u.opg && ${ic(e)} < u.cpg;`).join('\n    ')}
+    ${E.map((e) => `let v${e} = select(0.0, Wsrc[select(0u, ((g * u.opg + ${oc(e)}) * u.cpg + ${ic(e)}) * u.kk + tap, ok${e})], ok${e});`).join('\n    ')}
+    WT[t * u.pad4 + q] = vec4<f32>(v0, v1, v2, v3);
+  }
 }`;
 }
 

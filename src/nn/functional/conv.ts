@@ -45,8 +45,9 @@ function pack(g: Geo, t: Tensor, cin: number, hw: number, cinPad: number, dst: T
 function arrange(w: Tensor, g: Geo, mode: 'forward' | 'data', rpad: number, pad: number): Tensor {
   const total = g.groups * g.kh * g.kw * rpad * pad;
   const wt = Tensor.empty([total], 'conv2d weights');
-  const uniforms = ARRANGE_U.pack({ opg: g.opg, cpg: g.cpg, kk: g.kh * g.kw, rpad, pad, total });
-  dispatch({ name: 'conv2d_arrange_weights', detail: g.detail, code: arrangeWeightsKernel(mode), workgroups: wgs(total), buffers: [w.buffer, wt.buffer], uniforms });
+  const rows = g.groups * g.kh * g.kw * rpad;
+  const uniforms = ARRANGE_U.pack({ opg: g.opg, cpg: g.cpg, kk: g.kh * g.kw, rpad, pad4: pad / 4, rows });
+  dispatch({ name: 'conv2d_arrange_weights', detail: g.detail, code: arrangeWeightsKernel(mode), workgroups: wgs(rows), buffers: [w.buffer, wt.buffer], uniforms });
   return wt;
 }
 
