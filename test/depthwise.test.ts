@@ -60,6 +60,12 @@ const CASES: Case[] = [
   { x: [1, 5, 7, 7], mult: 1, k: 3, opts: { padding: 'valid' } },
   { x: [3, 3, 7, 11], mult: 3, k: 1, opts: { stride: 2 } },
   { x: [1, 2, 13, 13], mult: 1, k: 7, opts: { padding: 3, stride: 2 } },
+  // Rows a multiple of 4 wide: vec4 loads and stores, each column phase.
+  { x: [2, 3, 8, 8], mult: 1, k: 3, opts: { padding: 1 } },
+  { x: [1, 2, 12, 16], mult: 2, k: 5, opts: { padding: 2 } },
+  { x: [2, 3, 16, 16], mult: 1, k: 5, opts: { stride: 2, padding: samePadding(16, 16, [5, 5], [2, 2]) } },
+  { x: [1, 2, 8, 12], mult: 1, k: 3, opts: { dilation: 2, padding: 'same' } },
+  { x: [1, 3, 8, 4], mult: 1, k: 3, opts: { padding: [1, 1, 0, 2] } },
 ];
 
 /** Random depthwise configurations from a seeded generator, valid by construction. */
@@ -106,5 +112,8 @@ describe('depthwise conv2d over the binding limit', () => {
     // 5·11·11 floats = 2420 bytes per input image; a 4 KiB limit gives one image per chunk.
     setMaxBindingSizeForTesting(4096);
     await checkCase({ x: [4, 5, 11, 11], mult: 1, k: 3, opts: { stride: 2, padding: 1 } }, 700);
+    // 3·12·12 floats: two images per chunk, the second chunk 32 floats past its aligned binding (vec4 path).
+    setMaxBindingSizeForTesting(4096);
+    await checkCase({ x: [4, 3, 12, 12], mult: 1, k: 3, opts: { padding: 1 } }, 701);
   });
 });

@@ -47,24 +47,35 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * The loads of one step: input rows `k·sy + j` for the row phases j that some kernel row uses, each
- * as the segment `v{j}_{b}` = A[row + ix0 + offset b] for every column offset some (output x,
- * kernel column c) pair reads, zero outside the image. `at(i, x, c)` names the value output x
- * takes through tap (i, c) and `slot(i)` the ring slot kernel row i pairs with.
+ * as the segment of every column offset some (output x, kernel column c) pair reads, zero outside
+ * the image. With `ph` set (rows a multiple of 4 wide, A bound as vec4 `A4`), the segment is read
+ * as aligned vec4s, `ph` being the column phase (first column mod 4), compiled in: one bounds check
+ * and one address per four values. `at(i, x, c)` names the value output x takes through tap (i, c)
+ * and `slot(i)` the ring slot kernel row i pairs with.
  */
-function sweep(p: SweepParams, rows: { h: string; w: string; base: string; y0: string; k: string }) {
+function sweep(p: SweepParams, rows: { h: string; w: string; base: string; y0: string; k: string; x0: string; ph: number | null }) {
   const offs = [...new Set(range(p.nkx).flatMap((c) => range(p.tw).map((x) => x * p.sx + c * p.dxs)))].sort((a, b) => a - b);
-  const col = new Map(offs.map((o, b) => [o, b]));
   const phase = (i: number) => (i * p.dys) % p.sy;
   const js = [...new Set(range(p.nky).map(phase))];
-  const colSetup = offs.map((o, b) => `let cq${b} = ix0 + ${o}; let ck${b} = cq${b} >= 0 && cq${b} < ${rows.w}; let cx${b} = u32(select(0, cq${b}, ck${b}));`).join('\n  ');
+  const vec = rows.ph !== null;
+  const ph = rows.ph ?? 0;
+  // Scalar: load b holds offset offs[b]. Vec4: load e holds offsets 4e - ph .. 4e - ph + 3.
+  const units = vec ? [...new Set(offs.map((o) => Math.floor((o + ph) / 4)))] : offs;
+  const rowW = vec ? `(${rows.w} / 4)` : rows.w;
+  const colSetup = [
+    vec ? `let ix0 = (${rows.x0} - ${ph}) / 4;` : `let ix0 = ${rows.x0};`,
+    ...units.map((o, b) => `let cq${b} = ix0 + ${o}; let ck${b} = cq${b} >= 0 && cq${b} < ${rowW}; let cx${b} = u32(select(0, cq${b}, ck${b}));`),
+  ].join('\n  ');
+  const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
   const loads = js.map((j) => `let iy${j} = ${rows.k} * ${p.sy} + ${rows.y0} + ${j}; let rok${j} = iy${j} >= 0 && iy${j} < ${rows.h};
-      let rb${j} = ${rows.base} + u32(select(0, iy${j} * ${rows.w}, rok${j}));
-      ${offs.map((_, b) => `let v${j}_${b} = select(0.0, A[rb${j} + cx${b}], rok${j} && ck${b});`).join(' ')}`).join('\n      ');
-  return {
-    colSetup, loads,
-    at: (i: number, x: number, c: number) => `v${phase(i)}_${col.get(x * p.sx + c * p.dxs)}`,
-    slot: (i: number) => Math.floor((i * p.dys) / p.sy),
+      let rb${j} = ${vec ? `${rows.base} / 4u` : rows.base} + u32(select(0, iy${j} * ${rowW}, rok${j}));
+      ${units.map((_, b) => `let v${j}_${b} = select(${zero}, A${vec ? '4' : ''}[rb${j} + cx${b}], rok${j} && ck${b});`).join(' ')}`).join('\n      ');
+  const unit = new Map(units.map((o, b) => [o, b]));
+  const at = (i: number, x: number, c: number) => {
+    const o = x * p.sx + c * p.dxs;
+    return vec ? `v${phase(i)}_${unit.get(Math.floor((o + ph) / 4))}.${'xyzw'[(o + ph) % 4]}` : `v${phase(i)}_${unit.get(o)}`;
   };
+  return { colSetup, loads, at, slot: (i: number) => Math.floor((i * p.dys) / p.sy) };
 }
 
 /**
@@ -88,22 +99,37 @@ export interface StencilParams extends SweepParams {
   /** Data gradient with a multiplier above 1: each pass r adds to what earlier passes stored. */
   accumulate: boolean;
   bias: boolean;
+  /** Column phase of vec4 input loads (see `sweep`), or null for scalar loads. */
+  inPhase: number | null;
+  /** vec4 stores: contiguous output columns (osx = 1), rows, ox0, gw and bOff multiples of 4. */
+  vecOut: boolean;
 }
 
-/** Depthwise forward / data-gradient stencil; bindings A, W, [bias], B, uniforms. */
+/** A vec4 of four named scalars. */
+const vec4 = (xs: string[]) => `vec4<f32>(${xs.join(', ')})`;
+
+/** Depthwise forward / data-gradient stencil; bindings A (or A4), W, [bias], B (or B4), uniforms. */
 export function stencilKernel(p: StencilParams): string {
   const S = ringSlots(p);
   const X = range(p.tw);
   const I = range(p.nky);
   const C = range(p.nkx);
-  const sw = sweep(p, { h: 'u.ha', w: 'u.wa', base: 'aChan', y0: 'u.dy0', k: 'ka' });
+  const sw = sweep(p, { h: 'u.ha', w: 'u.wa', base: 'aChan', y0: 'u.dy0', k: 'ka', x0: `i32(tx * ${p.tw * p.sx}u) + u.dx0`, ph: p.inPhase });
   const chan = p.mode === 'forward' ? { a: 'cb / u.mult', w: 'cb' } : { a: 'cb * u.mult + r', w: 'cb * u.mult + r' };
   const acc = (s: number, x: number) => `a${s}_${x}`;
   const fmas = I.flatMap((i) => C.flatMap((c) => X.map((x) => `${acc(sw.slot(i), x)} += ${sw.at(i, x, c)} * w${i}_${c};`)));
   const shift = range(S).reverse().flatMap((s) => X.map((x) => `${acc(s, x)} = ${s ? acc(s - 1, x) : '0.0'};`));
   const bias = p.bias ? 'bias[cb]' : '0.0';
+  const add = (out: string, zero: string) => (p.accumulate ? `select(${zero}, ${out}, r > 0u)` : bias);
+  const E = range(p.tw / 4);
+  const stores = p.vecOut
+    ? E.map((e) => `if (ok${4 * e}) { let o = (orow + tx * ${p.tw}u) / 4u + ${e}u; B4[o] = ${vec4(range(4).map((k) => acc(S - 1, 4 * e + k)))} + ${add('B4[o]', `vec4<f32>(${bias})`)}; }`)
+    : X.map((x) => `if (ok${x}) { B[orow + ox${x}] = ${acc(S - 1, x)} + ${add(`B[orow + ox${x}]`, bias)}; }`);
   return `${STENCIL_U.decl}
-${buffers([['A', 'read'], ['W', 'read'], ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []), ['B', 'read_write']])}
+${buffers([
+    p.inPhase === null ? ['A', 'read'] : ['A4', 'read', 'vec4<f32>'], ['W', 'read'], ...(p.bias ? [['bias', 'read'] as [string, 'read']] : []),
+    p.vecOut ? ['B4', 'read_write', 'vec4<f32>'] : ['B', 'read_write'],
+  ])}
 ${uniformBinding(p.bias ? 4 : 3)}
 ${MAIN}
   let tx = t % u.tilesX;
@@ -115,7 +141,6 @@ ${MAIN}
   let n = min(r1 / u.cb, u.nb - 1u);
   let t0 = strip * u.th;
   let tEnd = min(t0 + u.th, u.gh);
-  let ix0 = i32(tx * ${p.tw * p.sx}u) + u.dx0;
   ${sw.colSetup}
   let ob = u.bOff + (n * u.cb + cb) * u.hwb + u.ox0;
   ${X.map((x) => `let oq${x} = tx * ${p.tw}u + ${x}u; let ok${x} = live && oq${x} < u.gw; let ox${x} = oq${x} * u.osx;`).join('\n  ')}
@@ -132,7 +157,7 @@ ${MAIN}
       let oy = ka - ${S - 1};
       if (oy >= i32(t0) && oy < i32(tEnd)) {
         let orow = ob + (u.oy0 + u32(oy) * u.osy) * u.wb;
-        ${X.map((x) => `if (ok${x}) { B[orow + ox${x}] = ${acc(S - 1, x)} + ${p.accumulate ? `select(${bias}, B[orow + ox${x}], r > 0u)` : bias}; }`).join('\n        ')}
+        ${stores.join('\n        ')}
       }
       ${shift.join(' ')}
     }
@@ -150,22 +175,34 @@ export const DW_WGRAD_U = uniformLayout(
   ['h', 'w', 'top', 'left'],
 );
 
+export interface WeightGradParams extends SweepParams {
+  /** Column phase of vec4 input loads (see `sweep`), or null for scalar loads. */
+  inPhase: number | null;
+  /** vec4 output-gradient loads: rows and bOff multiples of 4. */
+  vecDy: boolean;
+}
+
 /**
  * dW[o][tap] = Σ over images and output pixels of dY[o, pixel] · X[o / mult, pixel·stride + tap offset].
  * A thread sweeps TW columns of one strip of one image for one channel, keeping the last S rows of
- * dY in a ring and the kh·kw tap sums in registers. Bindings X (as A, at u.aOff), dY (at u.bOff), P, uniforms.
+ * dY in a ring and the kh·kw tap sums in registers. Bindings X (as A or A4, at u.aOff), dY (DY or
+ * DY4, at u.bOff), P, uniforms.
  */
-export function dwWeightGradKernel(p: SweepParams): string {
+export function dwWeightGradKernel(p: WeightGradParams): string {
   const S = ringSlots(p);
   const X = range(p.tw);
   const I = range(p.nky);
   const C = range(p.nkx);
-  const sw = sweep(p, { h: 'u.h', w: 'u.w', base: 'aChan', y0: '-u.top', k: 'ka' });
+  const sw = sweep(p, { h: 'u.h', w: 'u.w', base: 'aChan', y0: '-u.top', k: 'ka', x0: `i32(tx * ${p.tw * p.sx}u) - u.left`, ph: p.inPhase });
   const dy = (s: number, x: number) => `d${s}_${x}`;
   const fmas = I.flatMap((i) => C.map((c) => `s${i}_${c} += ${X.map((x) => `${dy(sw.slot(i), x)} * ${sw.at(i, x, c)}`).join(' + ')};`));
   const shift = range(S).reverse().slice(0, -1).flatMap((s) => X.map((x) => `${dy(s, x)} = ${dy(s - 1, x)};`));
+  const loadDy = p.vecDy
+    ? range(p.tw / 4).map((e) => `let dq${e} = select(vec4<f32>(0.0), DY4[yrow / 4u + tx * ${p.tw / 4}u + ${e}u], yok && yk${4 * e});
+    ${range(4).map((k) => `${dy(0, 4 * e + k)} = dq${e}.${'xyzw'[k]};`).join(' ')}`)
+    : X.map((x) => `${dy(0, x)} = select(0.0, DY[yrow + yx${x}], yok && yk${x});`);
   return `${DW_WGRAD_U.decl}
-${buffers([['A', 'read'], ['DY', 'read'], ['P', 'read_write']])}
+${buffers([p.inPhase === null ? ['A', 'read'] : ['A4', 'read', 'vec4<f32>'], p.vecDy ? ['DY4', 'read', 'vec4<f32>'] : ['DY', 'read'], ['P', 'read_write']])}
 ${uniformBinding(3)}
 ${MAIN}
   let tx = t % u.tilesX;
@@ -177,7 +214,6 @@ ${MAIN}
   let n = min(r1 / u.o, u.nb - 1u);
   let t0 = strip * u.th;
   let tEnd = min(t0 + u.th, u.oh);
-  let ix0 = i32(tx * ${p.tw * p.sx}u) - u.left;
   ${sw.colSetup}
   let aChan = u.aOff + (n * u.c + oc / u.mult) * u32(u.h * u.w);
   let yb = u.bOff + (n * u.o + oc) * u.oh * u.ow;
@@ -190,7 +226,7 @@ ${MAIN}
     ${shift.join(' ')}
     let yok = t0 + k < tEnd;
     let yrow = yb + min(t0 + k, u.oh - 1u) * u.ow;
-    ${X.map((x) => `${dy(0, x)} = select(0.0, DY[yrow + yx${x}], yok && yk${x});`).join(' ')}
+    ${loadDy.join('\n    ')}
     ${sw.loads.replace(/\n {6}/g, '\n    ')}
     ${fmas.join('\n    ')}
   }

@@ -15,6 +15,9 @@ function ascending(p: Progression): Progression {
   return { n: p.n, k0: p.k0 + (p.n - 1) * p.ks, ks: -p.ks, d0: p.d0 + (p.n - 1) * p.ds, ds: -p.ds };
 }
 
+/** The column phase of vec4 loads of rows `width` wide from element `offset`, first column `x0` (mod 4); null where rows are not vec4-aligned. */
+const vecPhase = (width: number, offset: number, x0: number) => (width % 4 === 0 && offset % 4 === 0 ? ((x0 % 4) + 4) % 4 : null);
+
 /** Strips of rows per sweep: enough threads to occupy lavapipe's workers, strips of at least 8 rows. */
 function strips(rows: number, threadsPerStrip: number): { strips: number; th: number } {
   const want = Math.min(Math.ceil(rows / 8), Math.max(1, Math.ceil(TARGET_THREADS / threadsPerStrip)));
@@ -33,13 +36,15 @@ function stencil(
   const cols = ascending(q.cols);
   const tw = segmentWidth(q.grid[1]);
   const tilesX = Math.ceil(q.grid[1] / tw);
-  const code = stencilKernel({
-    tw, sy: q.inStride[0], sx: q.inStride[1], nky: rows.n, dys: rows.ds, nkx: cols.n, dxs: cols.ds,
-    mode, accumulate: mode === 'data' && g.opg > 1, bias: !!bias,
-  });
   forImageChunks(g, [ca * ha * wa, cb * hb * wb], (_c, n0, nb) => {
     const [ar, aOff] = bindImages(a, ca * ha * wa, n0, nb);
     const [br, bOff] = bindImages(b, cb * hb * wb, n0, nb);
+    const code = stencilKernel({
+      tw, sy: q.inStride[0], sx: q.inStride[1], nky: rows.n, dys: rows.ds, nkx: cols.n, dxs: cols.ds,
+      mode, accumulate: mode === 'data' && g.opg > 1, bias: !!bias,
+      inPhase: vecPhase(wa, aOff, cols.d0),
+      vecOut: q.step[1] === 1 && wb % 4 === 0 && q.start[1] % 4 === 0 && q.grid[1] % 4 === 0 && bOff % 4 === 0,
+    });
     const s = strips(q.grid[0], nb * cb * tilesX);
     const uniforms = STENCIL_U.pack({
       aOff, bOff, nb, ca, ha, wa, cb, hwb: hb * wb, wb, gh: q.grid[0], gw: q.grid[1], tilesX, strips: s.strips, th: s.th,
@@ -68,11 +73,14 @@ export function depthwiseGradWeight(x: Tensor, dy: Tensor, g: Geo, wShape: numbe
   const tw = segmentWidth(g.ow);
   const tilesX = Math.ceil(g.ow / tw);
   const s = strips(g.oh, imagesPerChunk(g, [xPer, yPer]) * g.o * tilesX);
-  const code = dwWeightGradKernel({ tw, sy: g.sh, sx: g.sw, nky: g.kh, dys: g.kh > 1 ? g.dh : 0, nkx: g.kw, dxs: g.kw > 1 ? g.dw : 0 });
   const partial = Tensor.empty([g.n * s.strips * tilesX, g.o * kk], 'conv2d dWeight partials');
   forImageChunks(g, [xPer, yPer], (_c, n0, nb) => {
     const [xb, aOff] = bindImages(x, xPer, n0, nb);
     const [yb, bOff] = bindImages(dy, yPer, n0, nb);
+    const code = dwWeightGradKernel({
+      tw, sy: g.sh, sx: g.sw, nky: g.kh, dys: g.kh > 1 ? g.dh : 0, nkx: g.kw, dxs: g.kw > 1 ? g.dw : 0,
+      inPhase: vecPhase(g.w, aOff, -g.left), vecDy: g.ow % 4 === 0 && bOff % 4 === 0,
+    });
     const uniforms = DW_WGRAD_U.pack({
       aOff, bOff, nb, slot: n0, c: g.c, h: g.h, w: g.w, o: g.o, oh: g.oh, ow: g.ow, tilesX, strips: s.strips, th: s.th,
       mult: g.opg, kk, top: g.top, left: g.left,
