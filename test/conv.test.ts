@@ -68,6 +68,13 @@ const CASES: Case[] = [
   { name: 'stride [2,1] dilation [1,2]', x: [1, 3, 11, 13], o: 5, k: 3, opts: { stride: [2, 1], dilation: [1, 2], padding: [1, 2] } },
   { name: 'kernel wider than stride 3', x: [3, 5, 11, 11], o: 6, k: 2, opts: { stride: 3 } },
   { name: 'many channels', x: [1, 21, 5, 5], o: 17, k: 3, opts: { padding: 1 } },
+  // 16 or more output channels (per group) take the tiled subgroup kernel; these cover its column
+  // tiles, channel padding, groups, strides and partial position tiles in both GEMM directions.
+  { name: 'tiled: 32 channels stride 2 batch 2', x: [2, 12, 9, 11], o: 32, k: 3, opts: { stride: 2, padding: 1 } },
+  { name: 'tiled both ways, groups 2', x: [1, 40, 7, 6], o: 36, k: 3, opts: { groups: 2, padding: [1, 0] } },
+  { name: 'tiled 1x1 two column tiles stride 2', x: [2, 17, 6, 5], o: 70, k: 1, opts: { stride: 2 } },
+  { name: 'tiled stem 7x7 stride 2', x: [1, 3, 13, 13], o: 24, k: 7, opts: { stride: 2, padding: 3 } },
+  { name: 'tiled dilation 2 stride 2 data gradient', x: [3, 20, 9, 10], o: 8, k: 3, opts: { stride: 2, dilation: 2, padding: [2, 1] } },
 ];
 
 /** Random configurations drawn from a seeded generator, each valid by construction. */

@@ -19,6 +19,7 @@
  * 256-byte aligned binding, `nb`: images in the chunk).
  */
 import { buffers } from './common.js';
+import { accumulators, subgroupChunk } from './matmul.js';
 
 /**
  * A uniform block: fields in order (the first four shared by every kernel here), i32 where listed.
@@ -137,6 +138,17 @@ export interface GconvParams {
  * Bindings A (packed chunk, vec4), WT (vec4), bias (read when u.hasBias is 1; any buffer otherwise),
  * B (at element offset u.bOff), uniforms.
  */
+// NOTE FROM THE LEAD (21:55 UTC) to the engineer speeding up this file; delete this note once handled.
+// A profile of whole training steps at 64x64 (bench "train step" cases, the X-ray example default)
+// shows the conv time there is dominated by SMALL spatial sizes, not the 56x56 bench shapes:
+// ResNet-18 layer4 conv [8,512,2,2] 512->512 3x3 takes 241 ms forward (0.6 GFLOP/s), 232 ms data
+// gradient, 84 ms weight gradient; EfficientNet-B0 1x1 convs at 2x2 and 4x4 (e.g. [8,1152,2,2] -> 320)
+// are its top kernels. Cause: gconv gives each subgroup 8 lanes x tileP positions of ONE image, so at
+// 2x2 (4 pixels) 7 of 8 lanes compute clamped duplicates, at 4x4 half of them. Please fold the batch
+// into the position dimension (positions = nb * gh * gw, each position decoding its own image) or
+// otherwise keep lanes busy for small images (e.g. split the reduction over channels/taps when
+// positions are few). conv2d/conv2d_grad_input/conv2d_grad_weight/pack are ~75% of those steps.
+// The training-step targets (>= 4x tfjs) depend on this more than on the 56x56 cases.
 export function gconvKernel(p: GconvParams): string {
   const TP = p.tileP;
   const lanes = p.subgroups ? SUBGROUP : 1;
@@ -208,6 +220,68 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
     let bv = select(0.0, bias[(g * u.cout + oc0 + ${4 * k + e}u) * u.hasBias], u.hasBias != 0u);
     ${J.map((j) => `if (p0 + ${j}u < npix) { B[ob + pos${j}] = c${k}_${j}[${e}] + bv; }`).join(' ')}
   }`)).join('\n  ')}
+}`;
+}
+
+/**
+ * The implicit GEMM on 8-lane subgroups, the matmul kernel's scheme (shaders/matmul.ts): a
+ * workgroup is one subgroup computing \`tm\` grid positions × 8·\`tn\` output channels, each lane
+ * \`tn\` channels of every position. Per tap and 8 packed channels, each lane loads one vec4 of A
+ * for a quarter of the positions and \`subgroupBroadcast\` hands it to the others, while each lane
+ * loads its own weights (WT padded to whole tiles, so no checks). Same uniforms as \`gconvKernel\`,
+ * with u.blocks position tiles and u.tilesO channel tiles; packed channels a multiple of 8.
+ * One workgroup per tile: bindings A, WT, bias, B, uniforms.
+ */
+export function tiledGconvKernel(tm: number, tn: number): string {
+  const NQ = tn / 4;
+  const R = Array.from({ length: tm / 4 }, (_, i) => i);
+  const [accDecl, res] = accumulators(tm, NQ);
+  const chunk = subgroupChunk(tm, NQ, (i) => `select(vec4<f32>(0.0), A[o${i} + c], ok${i})`, (s, q) => `WT[wi + (c * 4u + ${s}u) * u.cs + ${q}u]`);
+  return `${SG_HEADER}${GCONV_U.decl}
+${buffers([['A', 'read', 'vec4<f32>'], ['WT', 'read', 'vec4<f32>'], ['bias', 'read'], ['B', 'read_write']])}
+${uniformBinding(4)}
+@compute @workgroup_size(${SUBGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sid: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  let pb = w % u.blocks;
+  let r = w / u.blocks;
+  let ot = r % u.tilesO;
+  let r2 = r / u.tilesO;
+  let g = r2 % u.groups;
+  let live = r2 / u.groups < u.nb;
+  let n = min(r2 / u.groups, u.nb - 1u);
+  let npix = u.gh * u.gw;
+  let lane = sid % ${SUBGROUP}u;
+  let row0 = pb * ${tm}u;
+  // The positions whose A this lane loads: 4i + lane/2, channels 4·(lane % 2) .. +3 of each 8.
+  ${R.map((i) => `let q${i} = min(row0 + ${4 * i}u + lane / 2u, npix - 1u); let gy${i} = i32(q${i} / u.gw) * u.sy; let gx${i} = i32(q${i} % u.gw) * u.sx;`).join('\n  ')}
+  let aImg = (n * u.groups + g) * u32(u.ha * u.wa) * u.c4 + lane % 2u;
+  let wBase = g * u.kk * u.c4 * 4u * u.cs + ot * ${2 * tn}u + li * ${NQ}u;
+  ${accDecl}
+  for (var ti = 0u; ti < u.nky * u.nkx; ti++) {
+    let ti0 = ti / u.nkx;
+    let ti1 = ti % u.nkx;
+    let ty = u.dy0 + i32(ti0) * u.dys;
+    let tx = u.dx0 + i32(ti1) * u.dxs;
+    ${R.map((i) => `let iy${i} = gy${i} + ty; let ix${i} = gx${i} + tx; let ok${i} = iy${i} >= 0 && iy${i} < u.ha && ix${i} >= 0 && ix${i} < u.wa; let o${i} = aImg + u32(select(0, iy${i} * u.wa + ix${i}, ok${i})) * u.c4;`).join('\n    ')}
+    let wi = wBase + ((u.ky0 + ti0 * u.kys) * u.kw + u.kx0 + ti1 * u.kxs) * u.c4 * 4u * u.cs;
+    for (var c = 0u; c < u.c4; c += 2u) {
+    ${chunk}
+    }
+  }
+  if (!live) { return; }
+  ${res}
+  let bImg = u.bOff + (n * u.cb + g * u.cout) * u.hwb;
+  let col0 = ot * ${8 * tn}u + li * ${tn}u;
+  for (var i = 0u; i < ${tm * NQ}u; i++) {
+    let p = row0 + i / ${NQ}u;
+    let oc = col0 + i % ${NQ}u * 4u;
+    if (p < npix) {
+      let pos = bImg + (u.oy0 + p / u.gw * u.osy) * u.wb + u.ox0 + p % u.gw * u.osx;
+      ${[0, 1, 2, 3].map((e) => `if (oc + ${e}u < u.cout) { B[pos + (oc + ${e}u) * u.hwb] = res[i][${e}] + select(0.0, bias[(g * u.cout + oc + ${e}u) * u.hasBias], u.hasBias != 0u); }`).join('\n      ')}
+    }
+  }
 }`;
 }
 

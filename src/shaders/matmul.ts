@@ -41,7 +41,7 @@ const LANES = 8;
  * Rows per workgroup and columns per lane. 32x8 measured best among tiles that compile in a few
  * seconds; small shapes get smaller tiles to limit wasted work and keep every thread busy.
  */
-function pickTile(m: number, n: number, batches: number, subgroups: boolean): [tm: number, tn: number] {
+export function pickTile(m: number, n: number, batches: number, subgroups: boolean): [tm: number, tn: number] {
   if (!subgroups) return [8, n <= 4 * LANES ? 4 : 8];
   let tm = 32;
   let tn = 8;
@@ -52,6 +52,55 @@ function pickTile(m: number, n: number, batches: number, subgroups: boolean): [t
 }
 
 const range = (n: number) => [...Array(n).keys()];
+
+/**
+ * `aAt(r, s)` for A values spread over the lanes: `src(r, s)` names the register, lane and component
+ * (-1 for a scalar) holding A[row0 + r, k0 + s]; each register and lane is broadcast once, the
+ * `let` appended to `loadA` on first use.
+ */
+function broadcastA(loadA: string[], src: (r: number, s: number) => [reg: string, lane: number, comp: number]) {
+  const seen = new Set<string>();
+  return (r: number, s: number) => {
+    const [reg, lane, comp] = src(r, s);
+    const v = `${reg}_${lane}`;
+    if (!seen.has(v)) {
+      seen.add(v);
+      loadA.push(`let ${v} = subgroupBroadcast(${reg}, ${lane}u);`);
+    }
+    return comp < 0 ? v : `${v}[${comp}]`;
+  };
+}
+
+/**
+ * The statements of one k chunk of `ch` steps: `loadA` (A registers), B as `nq` vec4s per step
+ * (`bRow(s, q)`), then the chunk's partial sums per row in SSA and one update of each accumulator
+ * `acc{r}_{q}` (vec4 over this lane's columns 4q .. 4q+3).
+ */
+function chunkBody(tm: number, nq: number, ch: number, loadA: string[], aAt: (r: number, s: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = []): string {
+  range(ch).forEach((s) => range(nq).forEach((q) => loadB.push(`let b${s}_${q} = ${bRow(s, q)};`)));
+  const sums = range(tm).flatMap((r) => {
+    const terms = range(ch).map((s) => aAt(r, s));
+    return range(nq).map((q) => `acc${r}_${q} += ${terms.map((a, s) => `${a} * b${s}_${q}`).join(' + ')};`);
+  });
+  return [...loadA, ...loadB, ...sums].join('\n    ');
+}
+
+/**
+ * One 8-step k chunk of the subgroup GEMM (8 lanes, `tm` rows shared, `4·nq` columns per lane) for
+ * an A whose rows are contiguous along k: `aPart(i)` is the vec4 this lane loads for row group i,
+ * row 4i + lane/2 at steps 4·(lane % 2) .. +3; `bRow(s, q)` the vec4 of B at step s over quad q.
+ */
+export function subgroupChunk(tm: number, nq: number, aPart: (i: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = []): string {
+  const loadA = range(tm / 4).map((i) => `let a${i} = ${aPart(i)};`);
+  const aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}`, 2 * (r & 3) + (s >> 2), s & 3]);
+  return chunkBody(tm, nq, LANES, loadA, aAt, bRow, loadB);
+}
+
+/** Declarations of the zeroed accumulators `acc{r}_{q}` and, after the k loop, of `res`: them as an array (for a store loop). */
+export function accumulators(tm: number, nq: number): [decl: string, res: string] {
+  const names = range(tm).flatMap((r) => range(nq).map((q) => `acc${r}_${q}`));
+  return [names.map((a) => `var ${a} = vec4<f32>();`).join(' '), `var res = array<vec4<f32>, ${tm * nq}>(${names.join(', ')});`];
+}
 
 /** The WGSL of one matmul dispatch, its workgroup count and its uniforms (m, n, k and the tile grid). */
 export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array } {
@@ -76,45 +125,6 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const aOff = (row: string, kk: string) => (transA ? `ba + (${kk}) * m + ${row}` : `ba + ${row} * k + ${kk}`);
   const bOff = (kk: string, col: string) => (transB ? `bb + ${col} * k + ${kk}` : `bb + (${kk}) * n + ${col}`);
 
-  // A for the chunk: `loadA` fills registers, `aAt(r, s)` is the f32 expression for A[row0 + r, k0 + s].
-  const loadA: string[] = [];
-  let aAt: (r: number, s: number) => string;
-  if (subgroups) {
-    // Each lane loads one part; `src(r, s)` names the register, lane and component holding the value.
-    let src: (r: number, s: number) => [reg: string, lane: number, comp: number];
-    if (a4 && !transA) {
-      // Lane l holds, for row group i, row 4i + l/2 at k0 + 4(l%2) .. +3.
-      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane % 2u * 4u', `A[(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u]`)};`));
-      src = (r, s) => [`a${r >> 2}`, 2 * (r & 3) + (s >> 2), s & 3];
-    } else if (a4) {
-      // Lane l holds rows 4i .. 4i+3 at k0 + l.
-      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', `A[(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`));
-      src = (r, s) => [`a${r >> 2}`, s, r & 3];
-    } else {
-      rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
-      src = (r, s) => [`a${r}`, s, -1];
-    }
-    const seen = new Set<string>();
-    aAt = (r, s) => {
-      const [reg, lane, comp] = src(r, s);
-      const v = `${reg}_${lane}`;
-      if (!seen.has(v)) {
-        seen.add(v);
-        loadA.push(`let ${v} = subgroupBroadcast(${reg}, ${lane}u);`);
-      }
-      return comp < 0 ? v : `${v}[${comp}]`;
-    };
-  } else if (a4 && !transA) {
-    rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, `A[(ba + ar${r} * k + k0) / 4u + ${h}u]`)};`)));
-    aAt = (r, s) => `a${r}_${s >> 2}[${s & 3}]`;
-  } else if (a4) {
-    range(TM / 4).forEach((i) => range(CH).forEach((s) => loadA.push(`let a${i}_${s} = ${zeroPast(`k0 + ${s}u`, `A[(ba + (k0 + ${s}u) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`)));
-    aAt = (r, s) => `a${r >> 2}_${s}[${r & 3}]`;
-  } else {
-    rows.forEach((r) => range(CH).forEach((s) => loadA.push(`let a${r}_${s} = ${zeroPast(`k0 + ${s}u`, `A[${aOff(`ar${r}`, `k0 + ${s}u`)}]`, false)};`)));
-    aAt = (r, s) => `a${r}_${s}`;
-  }
-
   // B for one k step as NQ vec4s over this lane's columns; `loadB` holds chunk-wide loads.
   const loadB: string[] = [];
   let bAt: (s: number, q: number) => string;
@@ -126,13 +136,36 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   } else {
     bAt = (s, q) => `vec4<f32>(${range(4).map((j) => `B[${bOff(`k0 + ${s}u`, `bc${4 * q + j}`)}]`).join(', ')})`;
   }
-  range(CH).forEach((s) => quads.forEach((q) => loadB.push(`let b${s}_${q} = ${zeroPast(`k0 + ${s}u`, bAt(s, q))};`)));
+  const bRow = (s: number, q: number) => zeroPast(`k0 + ${s}u`, bAt(s, q));
 
-  // Partial sums of the chunk per row in SSA, then one accumulator update per row and quad.
-  const sums = rows.flatMap((r) => {
-    const terms = range(CH).map((s) => aAt(r, s));
-    return quads.map((q) => `acc${r}_${q} += ${terms.map((a, s) => `${a} * b${s}_${q}`).join(' + ')};`);
-  });
+  // The chunk: A loaded into registers, `aAt(r, s)` the f32 expression for A[row0 + r, k0 + s].
+  let body: string;
+  if (subgroups && a4 && !transA) {
+    // Lane l holds, for row group i, row 4i + l/2 at k0 + 4(l%2) .. +3.
+    body = subgroupChunk(TM, NQ, (i) => zeroPast('k0 + lane % 2u * 4u', `A[(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u]`), bRow, loadB);
+  } else {
+    const loadA: string[] = [];
+    let aAt: (r: number, s: number) => string;
+    if (subgroups && a4) {
+      // Lane l holds rows 4i .. 4i+3 at k0 + l.
+      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', `A[(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`));
+      aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}`, s, r & 3]);
+    } else if (subgroups) {
+      rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
+      aAt = broadcastA(loadA, (r, s) => [`a${r}`, s, -1]);
+    } else if (a4 && !transA) {
+      rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, `A[(ba + ar${r} * k + k0) / 4u + ${h}u]`)};`)));
+      aAt = (r, s) => `a${r}_${s >> 2}[${s & 3}]`;
+    } else if (a4) {
+      range(TM / 4).forEach((i) => range(CH).forEach((s) => loadA.push(`let a${i}_${s} = ${zeroPast(`k0 + ${s}u`, `A[(ba + (k0 + ${s}u) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`)));
+      aAt = (r, s) => `a${r >> 2}_${s}[${r & 3}]`;
+    } else {
+      rows.forEach((r) => range(CH).forEach((s) => loadA.push(`let a${r}_${s} = ${zeroPast(`k0 + ${s}u`, `A[${aOff(`ar${r}`, `k0 + ${s}u`)}]`, false)};`)));
+      aAt = (r, s) => `a${r}_${s}`;
+    }
+    body = chunkBody(TM, NQ, CH, loadA, aAt, bRow, loadB);
+  }
+  const [accDecl, res] = accumulators(TM, NQ);
 
   const store = c4
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
@@ -162,11 +195,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${rows.map((r) => `let ar${r} = min(row0 + ${r}u, m - 1u);`).join(' ')}
   ${cols.map((c) => `let bc${c} = min(col0 + ${c}u, n - 1u);`).join(' ')}
   ${b4 && !transB ? quads.map((q) => `let bq${q} = min(col0 / 4u + ${q}u, n / 4u - 1u);`).join(' ') : ''}
-  ${rows.map((r) => quads.map((q) => `var acc${r}_${q} = vec4<f32>();`).join(' ')).join('\n  ')}
+  ${accDecl}
   for (var k0 = 0u; k0 < k; k0 += ${CH}u) {
-    ${[...loadA, ...loadB, ...sums].join('\n    ')}
+    ${body}
   }
-  var res = array<vec4<f32>, ${TM * NQ}>(${rows.map((r) => quads.map((q) => `acc${r}_${q}`).join(', ')).join(', ')});
+  ${res}
   for (var i = 0u; i < ${TM * NQ}u; i++) {
     let row = row0 + i / ${NQ}u;
     let col = col0 + i % ${NQ}u * 4u;

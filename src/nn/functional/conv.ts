@@ -14,8 +14,9 @@ import { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/ops/index.js';
 import {
   ARRANGE_U, BIAS_U, GCONV_U, PACK_U, SUBGROUP, WGRAD_U,
-  arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, weightGradKernel, weightGradThreads,
+  arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, tiledGconvKernel, weightGradKernel, weightGradThreads,
 } from '../../shaders/conv.js';
+import { pickTile } from '../../shaders/matmul.js';
 import {
   TARGET_THREADS, bindImages, forImageChunks, forwardRows, forwardCols, geometry, imagesPerChunk, phases, reduceRows, roundUp, wgs,
   type Conv2dOptions, type Geo, type OutputGrid,
@@ -24,10 +25,20 @@ import { depthwiseForward, depthwiseGradInput, depthwiseGradWeight } from './dep
 
 export { samePadding, type Conv2dOptions, type Conv2dPadding } from './conv-geometry.js';
 
-/** Register tile and subgroup use of the implicit GEMM for `cout` output channels per group. */
-function gemmTiles(cout: number) {
+/** Output channels per group from which the subgroup GEMM takes the matmul kernel's tiling (`tiledGconvKernel`). */
+const TILED_MIN_COUT = 16;
+
+/**
+ * Register tile and subgroup use of the implicit GEMM for `cout` output channels per group on grids
+ * of up to `pixels` positions, `images` images × groups of them. `tiled`: [positions, channels per
+ * lane] of `tiledGconvKernel`; otherwise `gconvKernel` with `tileO` × `tileP` per thread. `tileO`
+ * is what the weights' output channels are padded to.
+ */
+function gemmTiles(cout: number, pixels: number, images: number) {
   const subgroups = deviceInfo().subgroups;
-  return { tileO: cout <= 4 ? 4 : cout <= 8 ? 8 : 16, tileP: 4, subgroups, channelMultiple: subgroups ? SUBGROUP : 4 };
+  const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(pixels, cout, images, true) : null;
+  const tileO = tiled ? 8 * tiled[1] : cout <= 4 ? 4 : cout <= 8 ? 8 : 16;
+  return { tileO, tileP: 4, subgroups, tiled, channelMultiple: subgroups ? SUBGROUP : 4 };
 }
 
 // ---------------------------------------------------------------- packing and weights
@@ -72,7 +83,9 @@ function gemm(
     const ar = pack(g, a, cin, ha * wa, cinPad, packed, n0, nb);
     const [br, bOff] = bindImages(b, perB, n0, nb);
     for (const q of grids) {
-      const blocks = Math.ceil(Math.ceil((q.grid[0] * q.grid[1]) / tiles.tileP) / lanes);
+      const pixels = q.grid[0] * q.grid[1];
+      const [tm, tn] = tiles.tiled ?? [tiles.tileP * lanes, 0];
+      const blocks = Math.ceil(pixels / tm);
       const uniforms = GCONV_U.pack({
         bOff, nb, ha, wa, gh: q.grid[0], gw: q.grid[1], c4: cinPad / 4, cout, cs: coutPad / 4, groups: g.groups,
         hwb: hb * wb, wb, cb: g.groups * cout, blocks, tilesO: coutPad / tiles.tileO, kk: g.kh * g.kw, hasBias: bias ? 1 : 0,
@@ -80,9 +93,10 @@ function gemm(
         nky: q.rows.n, nkx: q.cols.n, kw: g.kw, ky0: q.rows.k0, kys: q.rows.ks, kx0: q.cols.k0, kxs: q.cols.ks,
         dy0: q.rows.d0, dys: q.rows.ds, dx0: q.cols.d0, dxs: q.cols.ds,
       });
+      const tasks = nb * g.groups * (coutPad / tiles.tileO) * blocks;
       dispatch({
-        name, detail: g.detail, code: gconvKernel(tiles), workgroups: wgs(nb * g.groups * (coutPad / tiles.tileO) * blocks * lanes),
-        buffers: [ar, wt.buffer, (bias ?? wt).buffer, br], uniforms,
+        name, detail: g.detail, code: tiles.tiled ? tiledGconvKernel(tm, tn) : gconvKernel(tiles),
+        workgroups: tiles.tiled ? tasks : wgs(tasks * lanes), buffers: [ar, wt.buffer, (bias ?? wt).buffer, br], uniforms,
       });
     }
   });
@@ -98,7 +112,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, g: Geo): Tensor {
     depthwiseForward(x, w, bias, out, g, grid);
     return out;
   }
-  const tiles = gemmTiles(g.opg);
+  const tiles = gemmTiles(g.opg, g.oh * g.ow, g.n * g.groups);
   const cinPad = roundUp(g.cpg, tiles.channelMultiple);
   const wt = arrange(w, g, 'forward', cinPad, roundUp(g.opg, tiles.tileO));
   gemm('conv2d', g, x, [g.cpg, g.h, g.w], out, [g.opg, g.oh, g.ow], wt, tiles, cinPad, bias, [grid]);
@@ -114,7 +128,7 @@ function backwardData(dy: Tensor, w: Tensor, g: Geo): Tensor {
     depthwiseGradInput(dy, w, dx, g, ps);
     return dx;
   }
-  const tiles = gemmTiles(g.cpg);
+  const tiles = gemmTiles(g.cpg, Math.max(...ps.map((p) => p.grid[0] * p.grid[1])), g.n * g.groups);
   const cinPad = roundUp(g.opg, tiles.channelMultiple);
   const wt = arrange(w, g, 'data', cinPad, roundUp(g.cpg, tiles.tileO));
   gemm('conv2d_grad_input', g, dy, [g.opg, g.oh, g.ow], dx, [g.cpg, g.h, g.w], wt, tiles, cinPad, null, ps);
@@ -127,7 +141,7 @@ function backwardWeight(x: Tensor, dy: Tensor, g: Geo, wShape: number[]): Tensor
   const yPer = g.o * g.oh * g.ow;
   const kk = g.kh * g.kw;
   if (g.depthwise) return depthwiseGradWeight(x, dy, g, wShape);
-  const { tileO } = gemmTiles(g.opg);
+  const tileO = g.opg <= 4 ? 4 : g.opg <= 8 ? 8 : 16;
   const cpgPad = roundUp(g.cpg, 4);
   const opgPad = roundUp(g.opg, tileO);
   const sizes = [xPer, yPer, g.groups * g.h * g.w * cpgPad, g.groups * g.oh * g.ow * opgPad];
