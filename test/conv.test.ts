@@ -63,6 +63,7 @@ const CASES: Case[] = [
   { name: 'groups 3 stride 2 dilation 2', x: [1, 6, 13, 11], o: 9, k: 3, opts: { groups: 3, stride: 2, dilation: 2, padding: 2 } },
   { name: '1x1', x: [3, 5, 7, 7], o: 6, k: 1, opts: {} },
   { name: '1x1 vec4 path', x: [3, 6, 4, 6], o: 9, k: 1, opts: {} },
+  { name: '1x1 without bias (a batched matmul both ways)', x: [3, 6, 5, 5], o: 9, k: 1, opts: {}, bias: false },
   { name: '1x1 stride 2 (downsample)', x: [3, 6, 7, 7], o: 5, k: 1, opts: { stride: 2 }, bias: false },
   { name: '7x7 stride 2 pad 3 (stem)', x: [1, 3, 13, 13], o: 6, k: 7, opts: { stride: 2, padding: 3 } },
   { name: 'stride [2,1] dilation [1,2]', x: [1, 3, 11, 13], o: 5, k: 3, opts: { stride: [2, 1], dilation: [1, 2], padding: [1, 2] } },
@@ -121,6 +122,8 @@ describe('conv2d on devices without subgroups', () => {
       await checkCase({ name: 'plain 3x3 stride 2', x: [3, 5, 11, 9], o: 6, k: 3, opts: { stride: 2, padding: [1, 2] } }, 40);
       await checkCase({ name: 'plain groups 2', x: [1, 6, 7, 7], o: 18, k: 3, opts: { groups: 2, padding: 1 } }, 41);
       await checkCase({ name: 'plain 1x1', x: [3, 3, 5, 5], o: 4, k: 1, opts: {} }, 42);
+      await checkCase({ name: 'plain 1x1 without bias', x: [2, 5, 4, 3], o: 20, k: 1, opts: {}, bias: false }, 43);
+      await checkCase({ name: 'plain 3x3 with 16+ channels', x: [1, 18, 5, 6], o: 20, k: 3, opts: { padding: 1 } }, 44);
     } finally {
       info.subgroups = had;
     }

@@ -12,6 +12,7 @@ import { deviceInfo, dispatch } from '../../tensor/device.js';
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/ops/index.js';
+import { mm } from '../../tensor/ops/matmul.js';
 import {
   ARRANGE_U, BIAS_U, GCONV_U, PACK_U, SUBGROUP, WGRAD_U,
   arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, tiledGconvKernel, weightGradKernel, weightGradThreads,
@@ -105,7 +106,28 @@ function gemm(
 
 // ---------------------------------------------------------------- the op and its gradients
 
+/**
+ * A 1x1, stride-1, unpadded, ungrouped convolution is a batched matmul on the NCHW layout itself
+ * (weight [out, in] times each image's [in, pixels]), which skips packing and the weight re-layout.
+ * Taken when the operands fit one binding each (the matmul does not split its work).
+ */
+function isPointwiseMatmul(g: Geo): boolean {
+  const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.groups === 1 && g.top + g.bottom + g.left + g.right === 0;
+  return pointwise && Math.max(g.c, g.o) * g.n * g.h * g.w * 4 <= deviceInfo().limits.maxStorageBufferBindingSize;
+}
+
+/** op(weight as [out, in]) times each image of `t` as [channels, pixels], viewed as [N, channels', H, W]. */
+function pointwise(t: Tensor, w: Tensor, g: Geo, transW: boolean): Tensor {
+  const [rows, inner] = transW ? [g.c, g.o] : [g.o, g.c];
+  const views = [Tensor.view(w, [g.o, g.c]), Tensor.view(t, [g.n, inner, g.h * g.w])];
+  const prod = mm(views[0], views[1], transW);
+  const out = Tensor.view(prod, [g.n, rows, g.h, g.w]);
+  for (const v of [...views, prod]) v.dispose();
+  return out;
+}
+
 function forward(x: Tensor, w: Tensor, bias: Tensor | null, g: Geo): Tensor {
+  if (!bias && !g.depthwise && isPointwiseMatmul(g)) return pointwise(x, w, g, false);
   const out = Tensor.empty([g.n, g.o, g.oh, g.ow], 'conv2d');
   const grid = { start: [0, 0] as [number, number], step: [1, 1] as [number, number], grid: [g.oh, g.ow] as [number, number], inStride: [g.sh, g.sw] as [number, number], rows: forwardRows(g), cols: forwardCols(g) };
   if (g.depthwise) {
@@ -121,6 +143,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, g: Geo): Tensor {
 }
 
 function backwardData(dy: Tensor, w: Tensor, g: Geo): Tensor {
+  if (!g.depthwise && isPointwiseMatmul(g)) return pointwise(dy, w, g, true);
   const all = phases(g);
   const ps = all.filter((p) => p.rows.n && p.cols.n).map((p) => ({ ...p, step: [g.sh, g.sw] as [number, number], inStride: [1, 1] as [number, number] }));
   const dx = ps.length < all.length ? zeros([g.n, g.c, g.h, g.w]) : Tensor.empty([g.n, g.c, g.h, g.w], 'conv2d dInput');
