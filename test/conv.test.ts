@@ -75,6 +75,7 @@ const CASES: Case[] = [
   { name: 'tiled both ways, groups 2', x: [1, 40, 7, 6], o: 36, k: 3, opts: { groups: 2, padding: [1, 0] } },
   { name: 'tiled 1x1 two column tiles stride 2', x: [2, 17, 6, 5], o: 70, k: 1, opts: { stride: 2 } },
   { name: 'tiled stem 7x7 stride 2', x: [1, 3, 13, 13], o: 24, k: 7, opts: { stride: 2, padding: 3 } },
+  { name: 'tiled patches: groups 2, 2 channels each, dilation 2, stride 2', x: [3, 4, 9, 8], o: 32, k: 3, opts: { groups: 2, stride: 2, dilation: 2, padding: [2, 0, 1, 2] } },
   { name: 'tiled dilation 2 stride 2 data gradient', x: [3, 20, 9, 10], o: 8, k: 3, opts: { stride: 2, dilation: 2, padding: [2, 1] } },
 ];
 

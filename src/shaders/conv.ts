@@ -79,6 +79,42 @@ ${MAIN}
 }`;
 }
 
+export const PATCH_U = uniformLayout(['cin', 'h', 'w', 'ow', 'npix', 'c4', 'groups', 'kh', 'kw', 'sy', 'sx', 'dh', 'dw', 'top', 'left'], ['h', 'w', 'sy', 'sx', 'dh', 'dw', 'top', 'left']);
+
+/**
+ * The forward's patches (im2col), for inputs with few channels per group: NCHW images (at element
+ * offset u.aOff, u.nb of them) → [image][group][output pixel][channel·kh·kw + tap], zero-padded to
+ * 4·u.c4, so the GEMM reduces over all taps and channels at once instead of padding each tap's few
+ * channels to 8. One thread per output pixel walks the taps with counters (lavapipe divides by
+ * uniforms lane by lane). Bindings SRC, DST (vec4), uniforms.
+ */
+export function patchKernel(): string {
+  const E = [0, 1, 2, 3];
+  return `${PATCH_U.decl}
+${buffers([['SRC', 'read'], ['DST', 'read_write', 'vec4<f32>']])}
+${uniformBinding(2)}
+${MAIN}
+  let pix = t % u.npix;
+  let gn = t / u.npix;
+  if (gn >= u.nb * u.groups) { return; }
+  let y0 = i32(pix / u.ow) * u.sy - u.top;
+  let x0 = i32(pix % u.ow) * u.sx - u.left;
+  let img = u.aOff + gn * u.cin * u32(u.h * u.w);
+  var c = 0u;
+  var ky = 0u;
+  var kx = 0u;
+  for (var q = 0u; q < u.c4; q++) {
+    ${E.map((e) => `let iy${e} = y0 + i32(ky) * u.dh;
+    let ix${e} = x0 + i32(kx) * u.dw;
+    let ok${e} = c < u.cin && iy${e} >= 0 && iy${e} < u.h && ix${e} >= 0 && ix${e} < u.w;
+    let v${e} = select(0.0, SRC[select(img, img + c * u32(u.h * u.w) + u32(iy${e} * u.w + ix${e}), ok${e})], ok${e});
+    kx += 1u; ky = select(ky, ky + 1u, kx == u.kw); kx = select(kx, 0u, kx == u.kw);
+    c = select(c, c + 1u, ky == u.kh); ky = select(ky, 0u, ky == u.kh);`).join('\n    ')}
+    DST[t * u.c4 + q] = vec4<f32>(v0, v1, v2, v3);
+  }
+}`;
+}
+
 // ---------------------------------------------------------------- weights
 
 export const ARRANGE_U = uniformLayout(['opg', 'cpg', 'kk', 'rpad', 'pad4', 'rows']);

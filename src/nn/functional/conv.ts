@@ -14,8 +14,8 @@ import { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/ops/index.js';
 import { mm } from '../../tensor/ops/matmul.js';
 import {
-  ARRANGE_U, BIAS_U, GCONV_U, PACK_U, SUBGROUP, WGRAD_U,
-  arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, tiledGconvKernel, weightGradKernel, weightGradThreads,
+  ARRANGE_U, BIAS_U, GCONV_U, PACK_U, PATCH_U, SUBGROUP, WGRAD_U,
+  arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, patchKernel, tiledGconvKernel, weightGradKernel, weightGradThreads,
 } from '../../shaders/conv.js';
 import { pickTile } from '../../shaders/matmul.js';
 import {
@@ -44,6 +44,12 @@ function gemmTiles(cout: number, pixels: number, images: number) {
 
 // ---------------------------------------------------------------- packing and weights
 
+/**
+ * The GEMM's A operand: `perImage` elements of an NCHW tensor per image, packed per chunk of images
+ * by `pack` into [image][group][pixel of ha×wa][channel, padded to cinPad].
+ */
+interface Operand { perImage: number; ha: number; wa: number; cinPad: number; pack: (dst: Tensor, n0: number, nb: number) => GPUBufferBinding }
+
 /** Packs images [n0, n0 + nb) of NCHW `t` (cin channels per group, hw pixels) into `dst`; returns the packed range. */
 function pack(g: Geo, t: Tensor, cin: number, hw: number, cinPad: number, dst: Tensor, n0: number, nb: number): GPUBufferBinding {
   const [src, aOff] = bindImages(t, g.groups * cin * hw, n0, nb);
@@ -51,6 +57,29 @@ function pack(g: Geo, t: Tensor, cin: number, hw: number, cinPad: number, dst: T
   const uniforms = PACK_U.pack({ aOff, nb, cin, hw, c4: cinPad / 4, groups: g.groups });
   dispatch({ name: 'conv2d_pack', detail: g.detail, code: packKernel(), workgroups: wgs((nb * g.groups * hw * cinPad) / 4), buffers: [src, range], uniforms });
   return range;
+}
+
+/** `t` (cin channels per group on h×w) packed channel-last. */
+function channelsLast(g: Geo, t: Tensor, [cin, h, w]: [number, number, number], cinPad: number): Operand {
+  return { perImage: g.groups * cin * h * w, ha: h, wa: w, cinPad, pack: (dst, n0, nb) => pack(g, t, cin, h * w, cinPad, dst, n0, nb) };
+}
+
+/** The forward's input `x` as patches (im2col): one packed pixel per output pixel, kPad channels (taps × channels). */
+function patches(g: Geo, x: Tensor, kPad: number): Operand {
+  const perImage = g.c * g.h * g.w;
+  return {
+    perImage, ha: g.oh, wa: g.ow, cinPad: kPad,
+    pack: (dst, n0, nb) => {
+      const [src, aOff] = bindImages(x, perImage, n0, nb);
+      const uniforms = PATCH_U.pack({
+        aOff, nb, cin: g.cpg, h: g.h, w: g.w, ow: g.ow, npix: g.oh * g.ow, c4: kPad / 4, groups: g.groups,
+        kh: g.kh, kw: g.kw, sy: g.sh, sx: g.sw, dh: g.dh, dw: g.dw, top: g.top, left: g.left,
+      });
+      const range = { buffer: dst.buffer, offset: 0, size: nb * g.groups * g.oh * g.ow * kPad * 4 };
+      dispatch({ name: 'conv2d_patches', detail: g.detail, code: patchKernel(), workgroups: wgs(nb * g.groups * g.oh * g.ow), buffers: [src, range], uniforms });
+      return range;
+    },
+  };
 }
 
 /** The weight laid out for the GEMM: [group][tap][reduction channel, padded to rpad][output channel, padded to pad]. */
@@ -68,20 +97,19 @@ function arrange(w: Tensor, g: Geo, mode: 'forward' | 'data', rpad: number, pad:
  * then each grid in `grids` is computed into B (cout channels per group on hb×wb).
  */
 function gemm(
-  name: string, g: Geo, a: Tensor, ab: [cin: number, ha: number, wa: number], b: Tensor, bb: [cout: number, hb: number, wb: number],
-  wt: Tensor, tiles: ReturnType<typeof gemmTiles>, cinPad: number, bias: Tensor | null,
-  grids: OutputGrid[],
+  name: string, g: Geo, a: Operand, b: Tensor, bb: [cout: number, hb: number, wb: number],
+  wt: Tensor, tiles: ReturnType<typeof gemmTiles>, bias: Tensor | null, grids: OutputGrid[],
 ): void {
-  const [cin, ha, wa] = ab;
+  const { ha, wa, cinPad } = a;
   const [cout, hb, wb] = bb;
   const perPacked = g.groups * ha * wa * cinPad;
   const perB = g.groups * cout * hb * wb;
-  const nbMax = imagesPerChunk(g, [g.groups * cin * ha * wa, perPacked, perB]);
+  const nbMax = imagesPerChunk(g, [a.perImage, perPacked, perB]);
   const packed = Tensor.empty([nbMax * perPacked], 'conv2d packed operand');
   const lanes = tiles.subgroups ? SUBGROUP : 1;
   const coutPad = roundUp(cout, tiles.tileO);
-  forImageChunks(g, [g.groups * cin * ha * wa, perPacked, perB], (_c, n0, nb) => {
-    const ar = pack(g, a, cin, ha * wa, cinPad, packed, n0, nb);
+  forImageChunks(g, [a.perImage, perPacked, perB], (_c, n0, nb) => {
+    const ar = a.pack(packed, n0, nb);
     const [br, bOff] = bindImages(b, perB, n0, nb);
     for (const q of grids) {
       const pixels = q.grid[0] * q.grid[1];
@@ -135,9 +163,20 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, g: Geo): Tensor {
     return out;
   }
   const tiles = gemmTiles(g.opg, g.oh * g.ow, g.n * g.groups);
+  const coutPad = roundUp(g.opg, tiles.tileO);
+  if (tiles.tiled && g.cpg <= 4 && g.kh * g.kw > 1) {
+    // Few input channels: reduce over taps × channels of the patches, one tap of the GEMM.
+    const gp = { ...g, cpg: g.cpg * g.kh * g.kw, kh: 1, kw: 1 };
+    const kPad = roundUp(gp.cpg, tiles.channelMultiple);
+    const wt = arrange(w, gp, 'forward', kPad, coutPad);
+    const one = { n: 1, k0: 0, ks: 0, d0: 0, ds: 0 };
+    gemm('conv2d', gp, patches(g, x, kPad), out, [g.opg, g.oh, g.ow], wt, tiles, bias, [{ ...grid, inStride: [1, 1], rows: one, cols: one }]);
+    wt.dispose();
+    return out;
+  }
   const cinPad = roundUp(g.cpg, tiles.channelMultiple);
-  const wt = arrange(w, g, 'forward', cinPad, roundUp(g.opg, tiles.tileO));
-  gemm('conv2d', g, x, [g.cpg, g.h, g.w], out, [g.opg, g.oh, g.ow], wt, tiles, cinPad, bias, [grid]);
+  const wt = arrange(w, g, 'forward', cinPad, coutPad);
+  gemm('conv2d', g, channelsLast(g, x, [g.cpg, g.h, g.w], cinPad), out, [g.opg, g.oh, g.ow], wt, tiles, bias, [grid]);
   wt.dispose();
   return out;
 }
@@ -154,7 +193,7 @@ function backwardData(dy: Tensor, w: Tensor, g: Geo): Tensor {
   const tiles = gemmTiles(g.cpg, Math.max(...ps.map((p) => p.grid[0] * p.grid[1])), g.n * g.groups);
   const cinPad = roundUp(g.opg, tiles.channelMultiple);
   const wt = arrange(w, g, 'data', cinPad, roundUp(g.cpg, tiles.tileO));
-  gemm('conv2d_grad_input', g, dy, [g.opg, g.oh, g.ow], dx, [g.cpg, g.h, g.w], wt, tiles, cinPad, null, ps);
+  gemm('conv2d_grad_input', g, channelsLast(g, dy, [g.opg, g.oh, g.ow], cinPad), dx, [g.cpg, g.h, g.w], wt, tiles, null, ps);
   wt.dispose();
   return dx;
 }
