@@ -5,10 +5,11 @@
  * occupy every core; a second pass then reduces the partials.
  */
 import { FLT_MAX, buffers, f32, linearMain, stridedOffset } from './common.js';
+import { chunkMain } from './movement.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
-interface Run {
+export interface Run {
   size: number;
   stride: number;
   reduced: boolean;
@@ -68,4 +69,52 @@ export function reduceKernel(runs: Run[], op: ReduceOp, parts: number, scale = 1
   const code = `${buffers([['src', 'read'], ['out', 'read_write']])}
 ${linearMain(total, body)}`;
   return { code, workgroups: Math.ceil(total / 64), outputs: total };
+}
+
+/** Uniform words of `reduceChunkKernel`, in order. */
+export const REDUCE_CHUNK_U = ['xOff', 'outOff', 'total', 'cnt', 'parts', 'pStride', 'acc', 'idxOff'] as const;
+
+/**
+ * One box of a reduction split under the binding limit. `runs` describe the box (contiguous from
+ * `u.xOff` in `src`); the size of `runs[0]` is the runtime `u.cnt`, so boxes of any length share the
+ * pipeline. Thread i reduces part `i % u.parts` of output `o = i / u.parts` into
+ * `out[u.outOff + p·u.pStride + o]`; with `u.acc` set it first reads back what earlier boxes left
+ * there (for argmax/argmin the value lives in `best`, the index in `out`). Reduced indices of
+ * argmax/argmin count from `u.idxOff`.
+ */
+export function reduceChunkKernel(runs: Run[], op: ReduceOp, scale = 1) {
+  const isArg = op === 'argmax' || op === 'argmin';
+  const sized = runs.map((r, k) => ({ ...r, bound: k === 0 ? 'u.cnt' : `${r.size}u` }));
+  const kept = sized.filter((r) => !r.reduced);
+  const red = sized.filter((r) => r.reduced);
+  if (isArg && red.length > 1) throw new Error('argmax/argmin reduce a single dim');
+  const combine = {
+    sum: 'acc += v;',
+    max: 'acc = max(acc, v);',
+    min: 'acc = min(acc, v);',
+    argmax: 'if (v > acc) { acc = v; idx = u.idxOff + x0; }',
+    argmin: 'if (v < acc) { acc = v; idx = u.idxOff + x0; }',
+  }[op];
+  let loop = `let v = src[${['base', ...red.map((r, k) => `x${k} * ${r.stride}u`)].join(' + ')}];\n    ${combine}`;
+  for (let k = red.length - 1; k >= 1; k--) loop = `for (var x${k} = 0u; x${k} < ${red[k].bound}; x${k}++) {\n    ${loop}\n    }`;
+  const outer = red[0]?.bound ?? '1u';
+  const body = `  let o = i / u.parts;
+  let p = i % u.parts;
+  ${stridedOffset('base', 'o', kept.map((r) => r.size), kept.map((r) => r.stride), 'u.xOff')}
+  let j = u.outOff + p * u.pStride + o;
+  var acc = ${INIT[op]};
+  var idx = 0u;
+  if (u.acc != 0u) {
+    ${isArg ? 'acc = best[j];\n    idx = u32(out[j]);' : 'acc = out[j];'}
+  }
+  let chunk = (${outer} + u.parts - 1u) / u.parts;
+  let hi = min((p + 1u) * chunk, ${outer});
+  for (var x0 = p * chunk; x0 < hi; x0++) {
+    ${red.length ? loop : 'let v = src[base];\n    ' + combine}
+  }
+  out[j] = ${isArg ? 'f32(idx)' : scale === 1 ? 'acc' : `acc * ${f32(scale)}`};${isArg ? '\n  best[j] = acc;' : ''}`;
+  return `${buffers([['src', 'read'], ['out', 'read_write'], ...(isArg ? [['best', 'read_write'] as ['best', 'read_write']] : [])])}
+struct U { ${REDUCE_CHUNK_U.map((n) => `${n}: u32`).join(', ')} }
+@group(0) @binding(${isArg ? 3 : 2}) var<uniform> u: U;
+${chunkMain(body)}`;
 }

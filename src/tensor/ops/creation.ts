@@ -1,7 +1,9 @@
 /** Tensor creation: from host data, constants, ranges and seeded random numbers. */
 import { dispatch, writeBuffer } from '../device.js';
 import { Tensor, checkShape, numelOf } from '../tensor.js';
+import { WG } from '../../shaders/common.js';
 import { fillKernel, randomKernel } from '../../shaders/movement.js';
+import { forRanges, rangeBinding } from '../split.js';
 
 type Nested = number | Nested[];
 
@@ -58,10 +60,12 @@ export function tensor(data: Nested | ArrayLike<number>, shape?: number[], opts:
 /** A tensor filled with `value`. */
 export function full(shape: number[], value: number): Tensor {
   const t = Tensor.empty(shape, 'full');
-  if (t.numel) {
-    const k = fillKernel(t.numel);
-    dispatch({ name: 'fill', detail: `[${shape}]`, code: k.code, workgroups: k.workgroups, buffers: [t.buffer], uniforms: new Float32Array([value, 0, 0, 0]) });
-  }
+  const code = fillKernel();
+  forRanges(t.numel, (start, count) => {
+    const u = new Float32Array([value, 0]);
+    new Uint32Array(u.buffer)[1] = count;
+    dispatch({ name: 'fill', detail: `[${shape}]`, code, workgroups: Math.ceil(count / WG), buffers: [rangeBinding(t, start, count)], uniforms: u });
+  });
   return t;
 }
 export const zeros = (shape: number[]) => full(shape, 0);
@@ -97,14 +101,15 @@ export function nextSeed(): number {
 
 function random(shape: number[], normal: boolean, a: number, b: number): Tensor {
   const t = Tensor.empty(shape, normal ? 'randn' : 'rand');
-  if (t.numel) {
-    const k = randomKernel(t.numel, normal);
-    const u = new Float32Array(4);
-    new Uint32Array(u.buffer)[0] = nextSeed();
-    u[1] = a;
-    u[2] = b;
-    dispatch({ name: normal ? 'randn' : 'rand', detail: `[${shape}]`, code: k.code, workgroups: k.workgroups, buffers: [t.buffer], uniforms: u });
-  }
+  if (!t.numel) return t;
+  const code = randomKernel(normal);
+  const seed = nextSeed();
+  forRanges(t.numel, (start, count) => {
+    const u = new Float32Array(5);
+    const w = new Uint32Array(u.buffer);
+    [w[0], u[1], u[2], w[3], w[4]] = [seed, a, b, start, count];
+    dispatch({ name: normal ? 'randn' : 'rand', detail: `[${shape}]`, code, workgroups: Math.ceil(count / WG), buffers: [rangeBinding(t, start, count)], uniforms: u });
+  });
   return t;
 }
 

@@ -2,10 +2,12 @@
  * Shape and data-movement ops. Reshapes share the buffer; permute, expand and slice are one strided
  * gather; cat and pad are strided scatters into a new buffer. Each backward is another movement op.
  */
-import { dispatch } from '../device.js';
+import { dispatch, maxBindingSize } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
-import { gatherKernel, scatterKernel } from '../../shaders/movement.js';
+import { WG } from '../../shaders/common.js';
+import { stridedCopyKernel } from '../../shaders/movement.js';
+import { balancedChunk, bindRange, chunkElements, fitsBinding } from '../split.js';
 import { full, zeros } from './creation.js';
 
 /** Row-major strides of a shape. */
@@ -58,20 +60,82 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
   return reshape(x, [...x.shape.slice(0, d), 1, ...x.shape.slice(d)]);
 }
 
+/**
+ * A strided copy over the coordinates of `shape` (no autograd): gather reads `strd` at
+ * `base + Σ coord·strides` into `lin` in order; scatter writes `lin`'s elements there. When the
+ * buffers do not fit one binding, the work runs as boxes: the dims before some level L at one
+ * coordinate, a range of dim L, and all of the later dims, with L the outermost level at which both
+ * the box (contiguous on the linear side) and its span on the strided side fit a binding.
+ */
+function stridedCopy(name: string, kind: 'gather' | 'scatter', lin: Tensor, strd: Tensor, shape: number[], strides: number[], base: number): void {
+  if (lin.numel === 0) return;
+  const detail = kind === 'gather' ? `[${strd.shape}] -> [${lin.shape}]` : `[${lin.shape}] -> [${strd.shape}]`;
+  const sh = shape.length ? shape : [1];
+  const st = strides.length ? strides : [0];
+  const bufs = (l: GPUBuffer | GPUBufferBinding, s: GPUBuffer | GPUBufferBinding) => (kind === 'gather' ? [s, l] : [l, s]);
+  if (fitsBinding(lin, strd)) {
+    const code = stridedCopyKernel(kind, sh, st);
+    dispatch({ name, detail, code, workgroups: Math.ceil(lin.numel / WG), buffers: bufs(lin.buffer, strd.buffer), uniforms: new Uint32Array([base, lin.numel, 0, 0]) });
+    return;
+  }
+  const lim = chunkElements();
+  const whole = fitsBinding(strd);
+  let level = -1;
+  let most = 0;
+  let inner = 1;
+  let rest = 0;
+  for (let l = sh.length - 1; l >= 0; l--) {
+    // the box at level l with one coordinate along l: `inner` elements, spanning `rest + 1` on the strided side
+    const fits = inner <= lim && (whole || rest + 1 <= lim);
+    if (!fits) break;
+    level = l;
+    most = Math.min(sh[l], Math.floor(lim / inner), whole || st[l] === 0 ? Infinity : Math.floor((lim - rest - 1) / st[l]) + 1);
+    if (l > 0) {
+      rest += (sh[l] - 1) * st[l];
+      inner *= sh[l];
+    }
+  }
+  if (level < 0) throw new Error(`${name}: one element does not fit the storage binding limit (${detail})`);
+  inner = numelOf(sh.slice(level + 1));
+  rest = sh.slice(level + 1).reduce((a, d, i) => a + (d - 1) * st[level + 1 + i], 0);
+  const code = stridedCopyKernel(kind, sh.slice(level), st.slice(level));
+  const step = balancedChunk(sh[level], most);
+  const outer = numelOf(sh.slice(0, level));
+  for (let q = 0; q < outer; q++) {
+    let r = q;
+    let at = base;
+    for (let d = level - 1; d >= 0; d--) {
+      at += (r % sh[d]) * st[d];
+      r = Math.floor(r / sh[d]);
+    }
+    for (let j = 0; j < sh[level]; j += step) {
+      const cnt = Math.min(step, sh[level] - j);
+      const [lb, linOff] = bindRange(lin, (q * sh[level] + j) * inner, cnt * inner);
+      const from = at + j * st[level];
+      const [sb, strdOff] = whole ? [strd.buffer, from] : bindRange(strd, from, (cnt - 1) * st[level] + rest + 1);
+      dispatch({ name, detail, code, workgroups: Math.ceil((cnt * inner) / WG), buffers: bufs(lb, sb), uniforms: new Uint32Array([strdOff, cnt * inner, linOff, 0]) });
+    }
+  }
+}
+
 /** A strided gather into a new tensor of `outShape` (no autograd). */
 function gather(name: string, x: Tensor, outShape: number[], strides: number[], base: number): Tensor {
   const out = Tensor.empty(outShape, name);
-  if (out.numel === 0) return out;
-  const k = gatherKernel(outShape, strides);
-  dispatch({ name, detail: `[${x.shape}] -> [${outShape}]`, code: k.code, workgroups: k.workgroups, buffers: [x.buffer, out.buffer], uniforms: new Uint32Array([base, 0, 0, 0]) });
+  stridedCopy(name, 'gather', out, x, outShape, strides, base);
   return out;
 }
 
 /** Writes all of `src` into `out` at `base + Σ coord·strides` (no autograd). */
 function scatter(name: string, src: Tensor, out: Tensor, strides: number[], base: number): void {
-  if (src.numel === 0) return;
-  const k = scatterKernel(src.shape, strides);
-  dispatch({ name, detail: `[${src.shape}] -> [${out.shape}]`, code: k.code, workgroups: k.workgroups, buffers: [src.buffer, out.buffer], uniforms: new Uint32Array([base, 0, 0, 0]) });
+  stridedCopy(name, 'scatter', src, out, src.shape, strides, base);
+}
+
+/**
+ * `x` as an operand of an element-wise op whose result has `shape`: `x` itself while that result fits
+ * one binding, otherwise materialised at `shape`, because element-wise ops split only same-shape operands.
+ */
+export function broadcastOperand(x: Tensor, shape: number[]): Tensor {
+  return numelOf(shape) * 4 <= maxBindingSize() || x.shape.join() === shape.join() ? x : expand(x, shape);
 }
 
 export function permute(x: Tensor, dims: number[]): Tensor {

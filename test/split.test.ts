@@ -1,0 +1,124 @@
+/**
+ * Every op on tensors larger than one storage binding: the limit is lowered so that small shapes
+ * need several chunks (boundaries not aligned to items, batch 1, odd sizes), and each op is checked
+ * forward and backward against the float64 reference.
+ */
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import * as nn from '@lib/nn';
+import { init } from '@lib/nn';
+import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
+import * as R from './reference/index.js';
+import { expectClose, gradcheck, toTensor } from './gradcheck.js';
+
+const rng = new R.Rng(4242);
+/** 4 KiB (the least element-wise ops split under): 960 floats per range binding once the alignment slack is taken off. */
+const LIMIT = 4096;
+const dist = (shape: number[]) => {
+  const n = R.numel(shape);
+  const perm = Array.from({ length: n }, (_, i) => i).sort(() => rng.next() - 0.5);
+  return R.arr(shape, perm.map((p) => (p - n / 2) * 0.01));
+};
+
+beforeAll(async () => {
+  await init();
+});
+beforeEach(() => setMaxBindingSizeForTesting(LIMIT));
+afterEach(() => setMaxBindingSizeForTesting(undefined));
+
+describe('reductions split over the binding limit', () => {
+  // [2,1500] and [1500,3]: one row above the limit; [2,1200] over dim 0: boxes combine into the output.
+  const shapes: [number[], (number | number[] | undefined)[]][] = [
+    [[5, 6, 7, 11], [undefined, 0, 1, 3, [0, 2], [1, 3], [0, 2, 3], [0, 1, 2]]],
+    [[2, 1500], [undefined, 0, 1]],
+    [[1500, 3], [0, 1]],
+    [[1, 3001], [1]],
+    [[2, 1200], [0]],
+  ];
+  for (const [name, gpu, ref] of [
+    ['sum', nn.sum, R.sum],
+    ['mean', nn.mean, R.mean],
+    ['max', nn.max, R.max],
+    ['min', nn.min, R.min],
+  ] as const) {
+    it(`${name} forward and backward`, async () => {
+      for (const [shape, dimsList] of shapes) {
+        const a = dist(shape);
+        for (const dims of dimsList) {
+          await expectClose(gpu(toTensor(a), dims as number[]), ref(a, dims as number[]), 1e-4, 1e-4, `${name} [${shape}] dims ${dims}`);
+        }
+      }
+      const a = dist([5, 6, 7, 11]);
+      await gradcheck((x) => gpu(x, [0, 2]), (x) => ref(x, [0, 2]), [a]);
+    });
+  }
+
+  it('argmax and argmin', async () => {
+    for (const [shape, dims] of [[[5, 6, 7, 11], [0, 1, 2, 3]], [[2, 1500], [0, 1]], [[2, 1200], [0]], [[1, 3001], [1]]] as [number[], number[]][]) {
+      const a = dist(shape);
+      for (const d of dims) {
+        await expectClose(nn.argmax(toTensor(a), d), R.argmax(a, d), 0, 0, `argmax [${shape}] dim ${d}`);
+        await expectClose(nn.argmin(toTensor(a), d), R.argmax(R.neg(a), d), 0, 0, `argmin [${shape}] dim ${d}`);
+      }
+      await expectClose(nn.argmax(toTensor(a)), R.argmax(R.reshape(a, [a.data.length]), 0), 0, 0, `argmax [${shape}]`);
+    }
+  });
+
+  it('variance, softmax and logSoftmax forward and backward', async () => {
+    const a = R.randArr([5, 6, 7, 11], rng, -3, 3);
+    await expectClose(nn.variance(toTensor(a), [0, 2, 3]), R.variance(a, [0, 2, 3], true));
+    await gradcheck((x) => nn.variance(x, [1, 3]), (x) => R.variance(x, [1, 3]), [a]);
+    for (const dim of [0, 1, 3]) {
+      await expectClose(nn.softmax(toTensor(a), dim), R.softmax(a, dim), 1e-5, 1e-4, `softmax dim ${dim}`);
+      await expectClose(nn.logSoftmax(toTensor(a), dim), R.logSoftmax(a, dim), 1e-5, 1e-4, `logSoftmax dim ${dim}`);
+    }
+    await gradcheck((x) => nn.softmax(x, 1), (x) => R.softmax(x, 1), [a]);
+    await gradcheck((x) => nn.logSoftmax(x, 3), (x) => R.logSoftmax(x, 3), [a]);
+    const rows = R.randArr([2, 1300], rng, -3, 3);
+    await expectClose(nn.softmax(toTensor(rows), 1), R.softmax(rows, 1), 1e-6, 1e-4, 'softmax of long rows');
+  });
+
+  it('broadcast gradients are summed back to the operand shapes', async () => {
+    const a = R.randArr([5, 6, 7, 11], rng);
+    for (const bs of [[6, 1, 1], [1, 6, 1, 11], [1]]) {
+      const b = R.randArr(bs, rng);
+      await gradcheck((x, y) => nn.mul(x, nn.expand(y, x.shape)), (x, y) => R.mul(x, y), [a, b]);
+    }
+  });
+});
+
+describe('movement ops split over the binding limit', () => {
+  const a = R.randArr([5, 6, 7, 11], rng);
+  it('permute, transpose and expand', async () => {
+    for (const dims of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 0, 3, 2], [0, 3, 1, 2]]) {
+      await expectClose(nn.permute(toTensor(a), dims), R.permute(a, dims), 1e-6, 1e-6, `permute ${dims}`);
+    }
+    await gradcheck((x) => nn.permute(x, [2, 0, 3, 1]), (x) => R.permute(x, [2, 0, 3, 1]), [a]);
+    const m = R.randArr([37, 61], rng);
+    await expectClose(nn.transpose(toTensor(m), 0, 1), R.transpose(m, 0, 1), 1e-6, 1e-6, 'transpose');
+    const s = R.randArr([6, 1, 11], rng);
+    await expectClose(nn.expand(toTensor(s), [5, 6, 7, 11]), R.expand(s, [5, 6, 7, 11]), 1e-6, 1e-6, 'expand');
+    await gradcheck((x) => nn.expand(x, [5, 6, 7, 11]), (x) => R.expand(x, [5, 6, 7, 11]), [s]);
+  });
+
+  it('slice, narrow, cat, stack and pad', async () => {
+    await expectClose(nn.slice(toTensor(a), 2, 1, 6, 2), R.slice(a, 2, 1, 6, 2), 1e-6, 1e-6, 'slice');
+    await gradcheck((x) => nn.slice(x, 3, 2, 9, 3), (x) => R.slice(x, 3, 2, 9, 3), [a]);
+    await expectClose(nn.narrow(toTensor(a), 1, 1, 3), R.narrow(a, 1, 1, 3), 1e-6, 1e-6, 'narrow');
+    const b = R.randArr([5, 2, 7, 11], rng);
+    await expectClose(nn.cat([toTensor(a), toTensor(b)], 1), R.cat([a, b], 1), 1e-6, 1e-6, 'cat');
+    await gradcheck((x, y) => nn.cat([x, y], 1), (x, y) => R.cat([x, y], 1), [a, b]);
+    await expectClose(nn.stack([toTensor(a), toTensor(a)], 2), R.stack([a, a], 2), 1e-6, 1e-6, 'stack');
+    await expectClose(nn.pad(toTensor(a), [1, 2, -1, 3], 0.5), R.pad(a, [1, 2, -1, 3], 0.5), 1e-6, 1e-6, 'pad');
+    await gradcheck((x) => nn.pad(x, [2, 1, 1, -2]), (x) => R.pad(x, [2, 1, 1, -2]), [a]);
+  });
+
+  it('fill and random numbers', async () => {
+    await expectClose(nn.full([5, 6, 7, 11], 2.5), R.full([5, 6, 7, 11], 2.5), 0, 0, 'full');
+    nn.manualSeed(5);
+    const small = await nn.rand([3001]).data();
+    setMaxBindingSizeForTesting(undefined);
+    nn.manualSeed(5);
+    const whole = await nn.rand([3001]).data();
+    expect(Array.from(small)).toEqual(Array.from(whole));
+  });
+});
