@@ -7,6 +7,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as nn from '@lib/nn';
 import { init } from '@lib/nn';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
+import { batchNorm, batchNormStats } from '../src/nn/functional/index.js';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
 
@@ -120,5 +121,48 @@ describe('movement ops split over the binding limit', () => {
     nn.manualSeed(5);
     const whole = await nn.rand([3001]).data();
     expect(Array.from(small)).toEqual(Array.from(whole));
+  });
+});
+
+describe('batch norm splits by images over the binding limit', () => {
+  it('training forward, running statistics and backward; eval forward and backward', async () => {
+    // [5,3,7,11]: one image per chunk at unaligned offsets (5 is prime); [6,4,8,8]: 3 images per chunk, vec4 loads.
+    for (const shape of [[5, 3, 7, 11], [6, 4, 8, 8]]) {
+      const c = shape[1];
+      const x = R.randArr(shape, rng, -2, 3);
+      const weight = R.randArr([c], rng, 0.5, 1.5);
+      const bias = R.randArr([c], rng);
+      const runningMean = R.randArr([c], rng);
+      const runningVar = R.randArr([c], rng, 0.5, 2);
+      const dOut = R.randArr(shape, rng);
+      const ref = R.batchNorm2dTrain(x, { weight, bias, runningMean, runningVar, momentum: 0.2, eps: 1e-3 });
+      const refGrad = R.batchNorm2dBackward(x, dOut, { weight, eps: 1e-3 });
+      const [xt, wt, bt, rm, rv] = [toTensor(x, true), toTensor(weight, true), toTensor(bias, true), toTensor(runningMean), toTensor(runningVar)];
+      const out = batchNorm(xt, rm, rv, wt, bt, { training: true, momentum: 0.2, eps: 1e-3 });
+      await expectClose(out, ref.out, 1e-5, 1e-4, `[${shape}] out`);
+      await expectClose(rm, ref.runningMean, 1e-5, 1e-4, `[${shape}] runningMean`);
+      await expectClose(rv, ref.runningVar, 1e-5, 1e-4, `[${shape}] runningVar`);
+      out.backward(toTensor(dOut));
+      await expectClose(xt.grad!, refGrad.dInput, 1e-4, 1e-3, `[${shape}] dx`);
+      await expectClose(wt.grad!, refGrad.dWeight, 1e-4, 1e-3, `[${shape}] dWeight`);
+      await expectClose(bt.grad!, refGrad.dBias, 1e-4, 1e-3, `[${shape}] dBias`);
+      const stats = batchNormStats(toTensor(x));
+      await expectClose(stats.mean, ref.mean, 1e-5, 1e-4, `[${shape}] batchNormStats mean`);
+      await expectClose(stats.var, ref.var, 1e-5, 1e-4, `[${shape}] batchNormStats var`);
+      const evalParams = { weight, bias, runningMean, runningVar, eps: 1e-3 };
+      await expectClose(
+        batchNorm(toTensor(x), toTensor(runningMean), toTensor(runningVar), toTensor(weight), toTensor(bias), { training: false, eps: 1e-3 }),
+        R.batchNorm2dEval(x, evalParams), 1e-5, 1e-4, `[${shape}] eval out`,
+      );
+      await gradcheck(
+        (xx) => batchNorm(xx, toTensor(runningMean), toTensor(runningVar), toTensor(weight), toTensor(bias), { training: false, eps: 1e-3 }),
+        (xx) => R.batchNorm2dEval(xx, evalParams), [x],
+      );
+    }
+  });
+
+  it('names the sizes when one image does not fit', () => {
+    const x = nn.zeros([1, 3, 20, 20]);
+    expect(() => batchNorm(x, null, null, null, null, { training: true })).toThrow(/batchNorm: one item needs a 4800-byte binding, above the 4096-byte storage binding limit \(\[1,3,20,20\]\)/);
   });
 });

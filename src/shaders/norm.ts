@@ -5,8 +5,13 @@
  * results live in one `vec4` per channel so the element-wise passes do one load for them:
  *   stats = (mean, variance, scale, shift) with scale = γ/√(var+ε), shift = β − mean·scale;
  *   coef  = (a, b, d, 0) with dx = a·g + b·x + d.
+ * Inputs larger than one binding run in chunks of whole images (`split`): the element-wise and
+ * partial kernels then take the chunk's offset (in loads, equal for every tensor of the input's
+ * shape), thread count and partial slot as uniforms (`SPLIT_U`), and the per-channel kernels merge
+ * the partials of every chunk (`groups` chunks of `l.n` images each).
  */
 import { buffers, f32, linearMain } from './common.js';
+import { chunkMain } from './movement.js';
 
 /** How the [N, C, HW] input is walked: `vec` floats per load, `parts` partial reductions of `chunk` loads per channel. */
 export interface BnLayout {
@@ -33,6 +38,17 @@ export function bnLayout(n: number, c: number, hw: number): BnLayout {
   return { n, c, hw, vec, mv, parts: Math.ceil(mv / chunk), chunk };
 }
 
+/** Uniforms of the split kernels: load offset of the chunk, first partial slot, slots per channel, threads. */
+const SPLIT_U = 'struct U { off: u32, slot: u32, stride: u32, total: u32 }';
+
+/** Uniform words for a split kernel (see `SPLIT_U`). */
+export const splitUniforms = (off: number, slot: number, stride: number, total: number) => new Uint32Array([off, slot, stride, total]);
+
+/** The bindings' uniform declaration and entry point, for a split kernel or a plain one over `total` threads. */
+function entry(split: boolean, bindings: number, total: number, body: string): string {
+  return split ? `${SPLIT_U}\n@group(0) @binding(${bindings}) var<uniform> u: U;\n${chunkMain(body)}` : linearMain(total, body);
+}
+
 const prelude = (l: BnLayout) => `alias V = ${l.vec === 4 ? 'vec4<f32>' : 'f32'};
 fn hsum(v: V) -> f32 { return ${l.vec === 4 ? 'dot(v, V(1.0))' : 'v'}; }`;
 
@@ -40,12 +56,12 @@ fn hsum(v: V) -> f32 { return ${l.vec === 4 ? 'dot(v, V(1.0))' : 'v'}; }`;
  * Walks the vector loads [lo, hi) of part p of channel c: `off` is the load index, advanced across
  * the batch without divisions. `pre` runs once with `off` at the first load.
  */
-function chunkLoop(l: BnLayout, pre: string, body: string): string {
+function chunkLoop(l: BnLayout, pre: string, body: string, split: boolean): string {
   const hwv = l.hw / l.vec;
   return `let lo = p * ${l.chunk}u;
   let hi = min(lo + ${l.chunk}u, ${l.mv}u);
   var j = lo % ${hwv}u;
-  var off = (lo / ${hwv}u * ${l.c}u + c) * ${hwv}u + j;
+  var off = (lo / ${hwv}u * ${l.c}u + c) * ${hwv}u + j${split ? ' + u.off' : ''};
   ${pre}
   for (var m = lo; m < hi; m++) {
     ${body}
@@ -55,18 +71,21 @@ function chunkLoop(l: BnLayout, pre: string, body: string): string {
   }`;
 }
 
-/** Number of floats partial p of a channel covers. */
-const partCount = (l: BnLayout) => `f32(min(${l.chunk}u, ${l.mv}u - p * ${l.chunk}u) * ${l.vec}u)`;
+/** Number of floats partial p of a channel covers (partials repeat per chunk of images). */
+const partCount = (l: BnLayout, groups: number) => {
+  const q = groups > 1 ? `(p % ${l.parts}u)` : 'p';
+  return `f32(min(${l.chunk}u, ${l.mv}u - ${q} * ${l.chunk}u) * ${l.vec}u)`;
+};
 
 /**
  * (mean, M2) of one partial. Each lane sums deviations from its own first value (shifted sums do
  * not cancel catastrophically when |mean| ≫ std), and the lanes are merged with Chan's formula.
  */
-function partialStatsFn(l: BnLayout): string {
+function partialStatsFn(l: BnLayout, split = false): string {
   return `fn partialStats(c: u32, p: u32) -> vec2<f32> {
   var s1 = V(0.0);
   var s2 = V(0.0);
-  ${chunkLoop(l, 'let k = x[off];', 'let d = x[off] - k;\n    s1 += d;\n    s2 += d * d;')}
+  ${chunkLoop(l, 'let k = x[off];', 'let d = x[off] - k;\n    s1 += d;\n    s2 += d * d;', split)}
   let n = f32(hi - lo);
   let laneMean = k + s1 / n;
   let mean = hsum(laneMean) / ${f32(l.vec)};
@@ -75,13 +94,16 @@ function partialStatsFn(l: BnLayout): string {
 }`;
 }
 
+/** Partial slot of thread i: (channel, part) → part[c · stride + slot + p] when split. */
+const slotOf = (l: BnLayout, split: boolean) => (split ? `i / ${l.parts}u * u.stride + u.slot + i % ${l.parts}u` : 'i');
+
 /** Partial batch statistics: (mean, M2) per (channel, part), one thread each. */
-export function bnStatsPartialKernel(l: BnLayout) {
+export function bnStatsPartialKernel(l: BnLayout, split = false) {
   const total = l.c * l.parts;
   const code = `${prelude(l)}
 ${buffers([['x', 'read', 'V'], ['part', 'read_write', 'vec2<f32>']])}
-${partialStatsFn(l)}
-${linearMain(total, `  part[i] = partialStats(i / ${l.parts}u, i % ${l.parts}u);`)}`;
+${partialStatsFn(l, split)}
+${entry(split, 2, total, `  part[${slotOf(l, split)}] = partialStats(i / ${l.parts}u, i % ${l.parts}u);`)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -101,9 +123,10 @@ export interface BnFinalOptions {
  * `part` (or `x` when there is a single part) for 'batch', then `weight`, `bias`, `rm`, `rv` where
  * present, then `stats`.
  */
-export function bnStatsFinalKernel(l: BnLayout, o: BnFinalOptions) {
-  const count = l.n * l.hw;
-  const fused = o.source === 'batch' && l.parts === 1;
+export function bnStatsFinalKernel(l: BnLayout, o: BnFinalOptions, groups = 1) {
+  const count = l.n * l.hw * groups;
+  const parts = l.parts * groups;
+  const fused = o.source === 'batch' && parts === 1;
   const decls: [string, 'read' | 'read_write', string?][] = [];
   if (o.source === 'batch') decls.push(fused ? ['x', 'read', 'V'] : ['part', 'read', 'vec2<f32>']);
   if (o.hasWeight) decls.push(['weight', 'read']);
@@ -114,9 +137,9 @@ export function bnStatsFinalKernel(l: BnLayout, o: BnFinalOptions) {
   const merge = `var cnt = 0.0;
   var mean = 0.0;
   var m2 = 0.0;
-  for (var p = 0u; p < ${l.parts}u; p++) {
-    let q = ${fused ? 'partialStats(c, p)' : `part[c * ${l.parts}u + p]`};
-    let cb = ${partCount(l)};
+  for (var p = 0u; p < ${parts}u; p++) {
+    let q = ${fused ? 'partialStats(c, p)' : `part[c * ${parts}u + p]`};
+    let cb = ${partCount(l, groups)};
     let tot = cnt + cb;
     let d = q.x - mean;
     mean += d * cb / tot;
@@ -141,32 +164,33 @@ ${linearMain(l.c, body)}`;
 }
 
 /** out = x · scale[c] + shift[c]. Bindings: x, stats, out. */
-export function bnAffineKernel(l: BnLayout) {
+export function bnAffineKernel(l: BnLayout, split = false) {
   const total = (l.n * l.c * l.hw) / l.vec;
+  const at = split ? 'i + u.off' : 'i';
   const code = `${prelude(l)}
 ${buffers([['x', 'read', 'V'], ['stats', 'read', 'vec4<f32>'], ['out', 'read_write', 'V']])}
-${linearMain(total, `  let s = stats[i / ${l.hw / l.vec}u % ${l.c}u];\n  out[i] = x[i] * s.z + s.w;`)}`;
+${entry(split, 3, total, `  let s = stats[i / ${l.hw / l.vec}u % ${l.c}u];\n  out[${at}] = x[${at}] * s.z + s.w;`)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
 /** (Σ g, Σ g·(x − mean)) of one partial; mean comes from the stats. */
-function partialGradFn(l: BnLayout): string {
+function partialGradFn(l: BnLayout, split = false): string {
   return `fn partialGrad(c: u32, p: u32) -> vec2<f32> {
   let mean = stats[c].x;
   var sg = V(0.0);
   var sgx = V(0.0);
-  ${chunkLoop(l, '', 'let gv = g[off];\n    sg += gv;\n    sgx += gv * (x[off] - mean);')}
+  ${chunkLoop(l, '', 'let gv = g[off];\n    sg += gv;\n    sgx += gv * (x[off] - mean);', split)}
   return vec2<f32>(hsum(sg), hsum(sgx));
 }`;
 }
 
 /** Partial gradient sums per (channel, part). Bindings: g, x, stats, part. */
-export function bnGradPartialKernel(l: BnLayout) {
+export function bnGradPartialKernel(l: BnLayout, split = false) {
   const total = l.c * l.parts;
   const code = `${prelude(l)}
 ${buffers([['g', 'read', 'V'], ['x', 'read', 'V'], ['stats', 'read', 'vec4<f32>'], ['part', 'read_write', 'vec2<f32>']])}
-${partialGradFn(l)}
-${linearMain(total, `  part[i] = partialGrad(i / ${l.parts}u, i % ${l.parts}u);`)}`;
+${partialGradFn(l, split)}
+${entry(split, 4, total, `  part[${slotOf(l, split)}] = partialGrad(i / ${l.parts}u, i % ${l.parts}u);`)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -186,9 +210,10 @@ export interface BnGradFinalOptions {
  * dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂)). Bindings: `part` (or g, x with one part), stats, weight?,
  * then dWeight?, dBias?, coef? as wanted.
  */
-export function bnGradFinalKernel(l: BnLayout, o: BnGradFinalOptions) {
-  const count = l.n * l.hw;
-  const fused = l.parts === 1;
+export function bnGradFinalKernel(l: BnLayout, o: BnGradFinalOptions, groups = 1) {
+  const count = l.n * l.hw * groups;
+  const parts = l.parts * groups;
+  const fused = parts === 1;
   const decls: [string, 'read' | 'read_write', string?][] = fused
     ? [['g', 'read', 'V'], ['x', 'read', 'V']]
     : [['part', 'read', 'vec2<f32>']];
@@ -204,7 +229,7 @@ export function bnGradFinalKernel(l: BnLayout, o: BnGradFinalOptions) {
     : '';
   const body = `  let c = i;
   var s = vec2<f32>(0.0);
-  for (var p = 0u; p < ${l.parts}u; p++) { s += ${fused ? 'partialGrad(c, p)' : `part[c * ${l.parts}u + p]`}; }
+  for (var p = 0u; p < ${parts}u; p++) { s += ${fused ? 'partialGrad(c, p)' : `part[c * ${parts}u + p]`}; }
   let st = stats[c];
   let invStd = inverseSqrt(st.y + ${f32(o.eps)});
   let sgxh = s.y * invStd;
@@ -222,17 +247,18 @@ ${linearMain(l.c, body)}`;
  * dx. Training: dx = a·g + b·x + d from `coef` (bindings g, x, coef, dx).
  * Eval: the statistics are constants, so dx = g·scale (bindings g, stats, dx).
  */
-export function bnGradInputKernel(l: BnLayout, training: boolean) {
+export function bnGradInputKernel(l: BnLayout, training: boolean, split = false) {
   const total = (l.n * l.c * l.hw) / l.vec;
   const c = `i / ${l.hw / l.vec}u % ${l.c}u`;
+  const at = split ? 'i + u.off' : 'i';
   const decls: [string, 'read' | 'read_write', string?][] = training
     ? [['g', 'read', 'V'], ['x', 'read', 'V'], ['coef', 'read', 'vec4<f32>'], ['dx', 'read_write', 'V']]
     : [['g', 'read', 'V'], ['stats', 'read', 'vec4<f32>'], ['dx', 'read_write', 'V']];
   const body = training
-    ? `  let q = coef[${c}];\n  dx[i] = q.x * g[i] + q.y * x[i] + q.z;`
-    : `  dx[i] = g[i] * stats[${c}].z;`;
+    ? `  let q = coef[${c}];\n  dx[${at}] = q.x * g[${at}] + q.y * x[${at}] + q.z;`
+    : `  dx[${at}] = g[${at}] * stats[${c}].z;`;
   const code = `${prelude(l)}
 ${buffers(decls)}
-${linearMain(total, body)}`;
+${entry(split, decls.length, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }

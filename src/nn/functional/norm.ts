@@ -7,9 +7,10 @@ import { dispatch } from '../../tensor/device.js';
 import { noGrad, record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { narrow, reshape } from '../../tensor/ops/shape.js';
+import { bindRange, fitsBinding, itemsPerChunk } from '../../tensor/split.js';
 import {
   bnAffineKernel, bnGradFinalKernel, bnGradInputKernel, bnGradPartialKernel, bnLayout, bnStatsFinalKernel,
-  bnStatsPartialKernel, type BnLayout,
+  bnStatsPartialKernel, splitUniforms, type BnLayout,
 } from '../../shaders/norm.js';
 
 /** Options of `batchNorm`. */
@@ -37,6 +38,42 @@ function checkChannelParam(t: Tensor | null, c: number, name: string, x: Tensor)
 }
 
 /**
+ * An input larger than one binding runs in `groups` chunks of `nb` images, `nb` a divisor of N so
+ * that every chunk has the same layout `lc` (one pipeline per kernel); null when the input fits.
+ */
+interface Split {
+  nb: number;
+  groups: number;
+  lc: BnLayout;
+}
+
+function splitOf(x: Tensor, l: BnLayout): Split | null {
+  if (fitsBinding(x)) return null;
+  let nb = itemsPerChunk(OP, `[${x.shape}]`, l.n, [l.c * l.hw]);
+  while (l.n % nb) nb--;
+  return { nb, groups: l.n / nb, lc: bnLayout(nb, l.c, l.hw) };
+}
+
+/**
+ * Records one dispatch per chunk of images: `bufs` lists the bindings in order, tensors of the input's
+ * shape (`true`) bound to the chunk's range, the others whole; `slot` gives the chunk's first partial
+ * slot and `stride` the slots per channel, for the partial kernels.
+ */
+function perChunk(
+  sp: Split, name: string, detail: string, k: { code: string; workgroups: number }, threads: number, bufs: [Tensor, boolean][], stride = 0,
+): void {
+  const per = sp.nb * sp.lc.c * sp.lc.hw;
+  for (let chunk = 0; chunk < sp.groups; chunk++) {
+    const bind = (t: Tensor) => bindRange(t, chunk * per, per);
+    const off = bind(bufs[0][0])[1] / sp.lc.vec;
+    dispatch({
+      name, detail, code: k.code, workgroups: k.workgroups, buffers: bufs.map(([t, big]) => (big ? bind(t)[0] : t.buffer)),
+      uniforms: splitUniforms(off, chunk * sp.lc.parts, stride, threads),
+    });
+  }
+}
+
+/**
  * Runs the statistics kernels, writing (mean, biased variance, scale, shift) per channel into a new
  * [C, 4] tensor; with `running`, also updates the running statistics in place.
  */
@@ -46,10 +83,19 @@ function batchStatistics(
 ): Tensor {
   const detail = `[${x.shape}]`;
   const stats = Tensor.empty([l.c, 4], 'batchNorm stats');
-  const k = bnStatsFinalKernel(l, {
-    source: 'batch', hasWeight: !!weight, hasBias: !!bias, updateRunning: !!running, momentum, eps,
-  });
   const tail = [weight, bias, ...(running ?? [])].filter((t): t is Tensor => !!t).map((t) => t.buffer);
+  const finalOpts = { source: 'batch', hasWeight: !!weight, hasBias: !!bias, updateRunning: !!running, momentum, eps } as const;
+  const sp = splitOf(x, l);
+  if (sp) {
+    const slots = sp.lc.parts * sp.groups;
+    const part = Tensor.empty([l.c, slots, 2], 'batchNorm partial stats');
+    perChunk(sp, 'batchNorm_stats_partial', detail, bnStatsPartialKernel(sp.lc, true), l.c * sp.lc.parts, [[x, true], [part, false]], slots);
+    const kf = bnStatsFinalKernel(sp.lc, finalOpts, sp.groups);
+    dispatch({ name: 'batchNorm_stats', detail, code: kf.code, workgroups: kf.workgroups, buffers: [part.buffer, ...tail, stats.buffer] });
+    part.dispose();
+    return stats;
+  }
+  const k = bnStatsFinalKernel(l, finalOpts);
   if (l.parts === 1) {
     dispatch({ name: 'batchNorm_stats', detail, code: k.code, workgroups: k.workgroups, buffers: [x.buffer, ...tail, stats.buffer] });
     return stats;
@@ -116,7 +162,10 @@ export function batchNorm(
     dispatch({ name: 'batchNorm_coef', detail, code: k.code, workgroups: k.workgroups, buffers: [...params, runningMean!.buffer, runningVar!.buffer, stats.buffer] });
   }
   const out = Tensor.empty(input.shape, OP);
-  if (out.numel) {
+  const sp = out.numel ? splitOf(input, l) : null;
+  if (sp) {
+    perChunk(sp, OP, detail, bnAffineKernel(sp.lc, true), (sp.nb * l.c * l.hw) / l.vec, [[input, true], [stats, false], [out, true]]);
+  } else if (out.numel) {
     const k = bnAffineKernel(l);
     dispatch({ name: OP, detail, code: k.code, workgroups: k.workgroups, buffers: [input.buffer, stats.buffer, out.buffer] });
   }
@@ -139,28 +188,43 @@ function batchNormBackward(
   const dB = wantB ? Tensor.empty([l.c], 'batchNorm dBias') : null;
   const dx = wantX ? Tensor.empty(x.shape, 'batchNorm dx') : null;
   const wantCoef = training && wantX;
+  const sp = x.numel ? splitOf(x, l) : null;
+  const elems = sp ? (sp.nb * l.c * l.hw) / l.vec : 0;
   if (wantCoef || wantW || wantB) {
-    const k = bnGradFinalKernel(l, { training, hasWeight: !!weight, wantWeight: wantW, wantBias: wantB, wantCoef, eps });
+    const finalOpts = { training, hasWeight: !!weight, wantWeight: wantW, wantBias: wantB, wantCoef, eps };
     const coef = wantCoef ? Tensor.empty([l.c, 4], 'batchNorm dx coefficients') : null;
     const tail = [
       stats, ...(wantCoef && weight ? [weight] : []), ...[dW, dB, coef].filter((t): t is Tensor => !!t),
     ].map((t) => t.buffer);
-    if (l.parts === 1) {
+    if (sp) {
+      const slots = sp.lc.parts * sp.groups;
+      const part = Tensor.empty([l.c, slots, 2], 'batchNorm partial grad sums');
+      perChunk(sp, 'batchNorm_grad_partial', detail, bnGradPartialKernel(sp.lc, true), l.c * sp.lc.parts, [[g, true], [x, true], [stats, false], [part, false]], slots);
+      const k = bnGradFinalKernel(sp.lc, finalOpts, sp.groups);
+      dispatch({ name: 'batchNorm_grad_sums', detail, code: k.code, workgroups: k.workgroups, buffers: [part.buffer, ...tail] });
+      part.dispose();
+    } else if (l.parts === 1) {
+      const k = bnGradFinalKernel(l, finalOpts);
       dispatch({ name: 'batchNorm_grad_sums', detail, code: k.code, workgroups: k.workgroups, buffers: [g.buffer, x.buffer, ...tail] });
     } else {
+      const k = bnGradFinalKernel(l, finalOpts);
       const part = Tensor.empty([l.c, l.parts, 2], 'batchNorm partial grad sums');
       const kp = bnGradPartialKernel(l);
       dispatch({ name: 'batchNorm_grad_partial', detail, code: kp.code, workgroups: kp.workgroups, buffers: [g.buffer, x.buffer, stats.buffer, part.buffer] });
       dispatch({ name: 'batchNorm_grad_sums', detail, code: k.code, workgroups: k.workgroups, buffers: [part.buffer, ...tail] });
       part.dispose();
     }
-    if (coef && dx && dx.numel) {
+    if (coef && dx && sp) {
+      perChunk(sp, 'batchNorm_grad_input', detail, bnGradInputKernel(sp.lc, true, true), elems, [[g, true], [x, true], [coef, false], [dx, true]]);
+    } else if (coef && dx && dx.numel) {
       const kx = bnGradInputKernel(l, true);
       dispatch({ name: 'batchNorm_grad_input', detail, code: kx.code, workgroups: kx.workgroups, buffers: [g.buffer, x.buffer, coef.buffer, dx.buffer] });
     }
     coef?.dispose();
   }
-  if (dx && !training && dx.numel) {
+  if (dx && !training && sp) {
+    perChunk(sp, 'batchNorm_grad_input', detail, bnGradInputKernel(sp.lc, false, true), elems, [[g, true], [stats, false], [dx, true]]);
+  } else if (dx && !training && dx.numel) {
     const kx = bnGradInputKernel(l, false);
     dispatch({ name: 'batchNorm_grad_input', detail, code: kx.code, workgroups: kx.workgroups, buffers: [g.buffer, stats.buffer, dx.buffer] });
   }
