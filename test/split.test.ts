@@ -5,9 +5,9 @@
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as nn from '@lib/nn';
-import { init } from '@lib/nn';
+import { init, type Tensor } from '@lib/nn';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
-import { batchNorm, batchNormStats } from '../src/nn/functional/index.js';
+import { adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormStats, maxPool2d } from '../src/nn/functional/index.js';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
 
@@ -164,5 +164,38 @@ describe('batch norm splits by images over the binding limit', () => {
   it('names the sizes when one image does not fit', () => {
     const x = nn.zeros([1, 3, 20, 20]);
     expect(() => batchNorm(x, null, null, null, null, { training: true })).toThrow(/batchNorm: one item needs a 4800-byte binding, above the 4096-byte storage binding limit \(\[1,3,20,20\]\)/);
+  });
+});
+
+describe('pooling splits by planes over the binding limit', () => {
+  // 15 planes of 9x11 (9 per chunk, so chunks end mid-image), and batch 1 with one 24x24 plane per chunk.
+  const shapes = [[3, 5, 9, 11], [1, 2, 24, 24]];
+  it('maxPool2d and avgPool2d forward and backward', async () => {
+    for (const shape of shapes) {
+      const x = dist(shape);
+      const mp = { kernelSize: 3, stride: 2, padding: 1 } as const;
+      await expectClose(maxPool2d(toTensor(x), 3, { stride: 2, padding: 1 }), R.maxPool2d(x, mp), 1e-6, 1e-6, `maxPool2d [${shape}]`);
+      await gradcheck((t) => maxPool2d(t, 3, { stride: 2, padding: 1 }), (a) => R.maxPool2d(a, mp), [x]);
+      const ap = { kernelSize: [3, 2], stride: [2, 1], padding: [1, 0], ceilMode: true, countIncludePad: false } as const;
+      const avg = (t: Tensor) => avgPool2d(t, [3, 2], { stride: [2, 1], padding: [1, 0], ceilMode: true, countIncludePad: false });
+      await expectClose(avg(toTensor(x)), R.avgPool2d(x, ap), 1e-6, 1e-5, `avgPool2d [${shape}]`);
+      await gradcheck(avg, (a) => R.avgPool2d(a, ap), [x]);
+    }
+  });
+
+  it('adaptiveAvgPool2d forward and backward (global and binned)', async () => {
+    for (const shape of [...shapes, [2, 5, 12, 12]]) {
+      const x = R.randArr(shape, rng);
+      for (const size of [1, [3, 4]] as (number | [number, number])[]) {
+        const pair: [number, number] = typeof size === 'number' ? [size, size] : size;
+        await expectClose(adaptiveAvgPool2d(toTensor(x), size), R.adaptiveAvgPool2d(x, pair), 1e-6, 1e-5, `adaptiveAvgPool2d [${shape}] -> ${size}`);
+        await gradcheck((t) => adaptiveAvgPool2d(t, size), (a) => R.adaptiveAvgPool2d(a, pair), [x]);
+      }
+    }
+  });
+
+  it('names the sizes when one plane does not fit', () => {
+    const x = nn.zeros([1, 1, 40, 40]);
+    expect(() => maxPool2d(x, 2)).toThrow(/maxPool2d: one item needs a 6400-byte binding, above the 4096-byte storage binding limit/);
   });
 });

@@ -1,5 +1,5 @@
 /** Data-movement kernels: strided gather (permute, expand, slice), strided scatter (cat, pad), fill and random numbers. */
-import { WG, buffers, stridedOffset } from './common.js';
+import { WG, buffers, linearMain, stridedOffset } from './common.js';
 
 /**
  * The entry point of a kernel that may run over one chunk of a split op: like `linearMain`, but the
@@ -13,6 +13,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= u.total) { return; }
 ${body}
 }`;
+}
+
+/**
+ * The uniform struct `U` (u32 `fields`, then `total`) at `@binding(binding)` and the entry point of a
+ * kernel that runs either whole (`linearMain` over `total` threads, no uniform) or, with `split`,
+ * over one chunk at a time (`chunkMain`, offsets and thread count in `U`).
+ */
+export function splitEntry(split: boolean, binding: number, fields: string[], total: number, body: string): string {
+  if (!split) return linearMain(total, body);
+  return `struct U { ${[...fields, 'total'].map((f) => `${f}: u32`).join(', ')} }
+@group(0) @binding(${binding}) var<uniform> u: U;
+${chunkMain(body)}`;
 }
 
 /**

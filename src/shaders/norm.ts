@@ -11,7 +11,7 @@
  * the partials of every chunk (`groups` chunks of `l.n` images each).
  */
 import { buffers, f32, linearMain } from './common.js';
-import { chunkMain } from './movement.js';
+import { splitEntry } from './movement.js';
 
 /** How the [N, C, HW] input is walked: `vec` floats per load, `parts` partial reductions of `chunk` loads per channel. */
 export interface BnLayout {
@@ -38,16 +38,10 @@ export function bnLayout(n: number, c: number, hw: number): BnLayout {
   return { n, c, hw, vec, mv, parts: Math.ceil(mv / chunk), chunk };
 }
 
-/** Uniforms of the split kernels: load offset of the chunk, first partial slot, slots per channel, threads. */
-const SPLIT_U = 'struct U { off: u32, slot: u32, stride: u32, total: u32 }';
-
-/** Uniform words for a split kernel (see `SPLIT_U`). */
+/** Uniform words of a split kernel: load offset of the chunk, first partial slot, slots per channel, threads. */
 export const splitUniforms = (off: number, slot: number, stride: number, total: number) => new Uint32Array([off, slot, stride, total]);
 
-/** The bindings' uniform declaration and entry point, for a split kernel or a plain one over `total` threads. */
-function entry(split: boolean, bindings: number, total: number, body: string): string {
-  return split ? `${SPLIT_U}\n@group(0) @binding(${bindings}) var<uniform> u: U;\n${chunkMain(body)}` : linearMain(total, body);
-}
+const entry = (split: boolean, binding: number, total: number, body: string) => splitEntry(split, binding, ['off', 'slot', 'stride'], total, body);
 
 const prelude = (l: BnLayout) => `alias V = ${l.vec === 4 ? 'vec4<f32>' : 'f32'};
 fn hsum(v: V) -> f32 { return ${l.vec === 4 ? 'dot(v, V(1.0))' : 'v'}; }`;

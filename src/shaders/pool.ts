@@ -1,9 +1,12 @@
 /**
  * 2-D pooling kernels over `planes` = N·C planes of H×W. Forward kernels run one thread per output;
  * backward kernels run one thread per input element and gather from the outputs whose windows
- * cover it, so overlapping windows need no atomics.
+ * cover it, so overlapping windows need no atomics. With `split`, a kernel runs over a chunk of
+ * planes: `u.inOff` and `u.outOff` locate the chunk in the bound ranges of input-sized (x, dx) and
+ * output-sized (out, idx, g) tensors, in their load units.
  */
-import { buffers, f32, linearMain } from './common.js';
+import { buffers, f32 } from './common.js';
+import { splitEntry } from './movement.js';
 
 /** Window geometry (PyTorch's), baked into the code. */
 export interface PoolGeometry {
@@ -18,6 +21,10 @@ export interface PoolGeometry {
 
 /** Adaptive pooling needs only the sizes. */
 export type AdaptiveGeometry = Pick<PoolGeometry, 'planes' | 'h' | 'w' | 'oh' | 'ow'>;
+
+const entry = (split: boolean, binding: number, total: number, body: string) => splitEntry(split, binding, ['inOff', 'outOff'], total, body);
+/** Offsets of the chunk in input-sized and output-sized bindings (empty when not split). */
+const offs = (split: boolean) => (split ? { inp: ' + u.inOff', out: ' + u.outOff' } : { inp: '', out: '' });
 
 /** Decomposes the output index i into (plane, oy, ox). */
 const outCoords = (g: AdaptiveGeometry) => `let ox = i32(i % ${g.ow}u);
@@ -34,10 +41,11 @@ const inCoords = (g: AdaptiveGeometry) => `let ix = i32(i % ${g.w}u);
  * the first maximum in window order (−1 if the window holds no input; its output is then −inf).
  * Bindings: x, out, idx (i32).
  */
-export function maxPoolKernel(g: PoolGeometry) {
+export function maxPoolKernel(g: PoolGeometry, split = false) {
   const total = g.planes * g.oh * g.ow;
+  const o = offs(split);
   const body = `  ${outCoords(g)}
-  let base = plane * ${g.h * g.w}u;
+  let base = plane * ${g.h * g.w}u${o.inp};
   var ninf = 0xff800000u;
   var best = bitcast<f32>(ninf);
   var at = -1;
@@ -52,19 +60,20 @@ export function maxPoolKernel(g: PoolGeometry) {
       if (at < 0 || v > best) { best = v; at = pos; }
     }
   }
-  out[i] = best;
-  idx[i] = at;`;
+  out[i${o.out}] = best;
+  idx[i${o.out}] = at;`;
   const code = `${buffers([['x', 'read'], ['out', 'read_write'], ['idx', 'read_write', 'i32']])}
-${linearMain(total, body)}`;
+${entry(split, 3, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
 /** Max-pool backward: each input sums the gradients of the outputs that chose it. Bindings: g, idx, dx. */
-export function maxPoolBackwardKernel(g: PoolGeometry) {
+export function maxPoolBackwardKernel(g: PoolGeometry, split = false) {
   const total = g.planes * g.h * g.w;
+  const o = offs(split);
   const body = `  ${inCoords(g)}
   let me = iy * ${g.w} + ix;
-  let obase = plane * ${g.oh * g.ow}u;
+  let obase = plane * ${g.oh * g.ow}u${o.out};
   var acc = 0.0;
   for (var ky = 0; ky < ${g.kh}; ky++) {
     let ty = iy + ${g.ph} - ky * ${g.dh};
@@ -76,9 +85,9 @@ export function maxPoolBackwardKernel(g: PoolGeometry) {
       if (idx[o] == me) { acc += g[o]; }
     }
   }
-  dx[i] = acc;`;
+  dx[i${o.inp}] = acc;`;
   const code = `${buffers([['g', 'read'], ['idx', 'read', 'i32'], ['dx', 'read_write']])}
-${linearMain(total, body)}`;
+${entry(split, 3, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -103,19 +112,20 @@ fn divisor(oy: i32, ox: i32) -> f32 {
 }
 
 /** Average pooling with zero padding. Bindings: x, out. */
-export function avgPoolKernel(g: PoolGeometry, countIncludePad: boolean) {
+export function avgPoolKernel(g: PoolGeometry, countIncludePad: boolean, split = false) {
   const total = g.planes * g.oh * g.ow;
+  const o = offs(split);
   const body = `  ${outCoords(g)}
-  let base = plane * ${g.h * g.w}u;
+  let base = plane * ${g.h * g.w}u${o.inp};
   let b = window(oy, ox);
   var s = 0.0;
   for (var iy = b.x; iy < b.y; iy++) {
     for (var ix = b.z; ix < b.w; ix++) { s += x[base + u32(iy * ${g.w} + ix)]; }
   }
-  out[i] = s / divisor(oy, ox);`;
+  out[i${o.out}] = s / divisor(oy, ox);`;
   const code = `${buffers([['x', 'read'], ['out', 'read_write']])}
 ${avgWindowFns(g, countIncludePad)}
-${linearMain(total, body)}`;
+${entry(split, 2, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -123,22 +133,23 @@ ${linearMain(total, body)}`;
  * Average-pool backward: input (iy, ix) lies in the windows of outputs
  * oy ∈ [ceil((iy + ph − kh + 1) / sh), floor((iy + ph) / sh)] (likewise for x). Bindings: g, dx.
  */
-export function avgPoolBackwardKernel(g: PoolGeometry, countIncludePad: boolean) {
+export function avgPoolBackwardKernel(g: PoolGeometry, countIncludePad: boolean, split = false) {
   const total = g.planes * g.h * g.w;
+  const o = offs(split);
   const range = (c: string, k: number, s: number, p: number, o: number) => `let ${c}lo = max(i${c} + ${p - k + 1 + s - 1}, ${s - 1}) / ${s};
   let ${c}hi = min((i${c} + ${p}) / ${s}, ${o - 1});`;
   const body = `  ${inCoords(g)}
-  let obase = plane * ${g.oh * g.ow}u;
+  let obase = plane * ${g.oh * g.ow}u${o.out};
   ${range('y', g.kh, g.sh, g.ph, g.oh)}
   ${range('x', g.kw, g.sw, g.pw, g.ow)}
   var acc = 0.0;
   for (var oy = ylo; oy <= yhi; oy++) {
     for (var ox = xlo; ox <= xhi; ox++) { acc += g[obase + u32(oy * ${g.ow} + ox)] / divisor(oy, ox); }
   }
-  dx[i] = acc;`;
+  dx[i${o.inp}] = acc;`;
   const code = `${buffers([['g', 'read'], ['dx', 'read_write']])}
 ${avgWindowFns(g, countIncludePad)}
-${linearMain(total, body)}`;
+${entry(split, 2, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -155,30 +166,31 @@ fn area(oy: i32, ox: i32) -> f32 {
 }
 
 /** Adaptive average pooling; the 1×1 case is a per-plane mean with vector loads. Bindings: x, out. */
-export function adaptiveAvgPoolKernel(g: AdaptiveGeometry) {
+export function adaptiveAvgPoolKernel(g: AdaptiveGeometry, split = false) {
   const hw = g.h * g.w;
+  const o = offs(split);
   if (g.oh === 1 && g.ow === 1) {
     const vec = hw % 4 === 0;
     const code = `${buffers([['x', 'read', vec ? 'vec4<f32>' : 'f32'], ['out', 'read_write']])}
-${linearMain(g.planes, `  let base = i * ${vec ? hw / 4 : hw}u;
+${entry(split, 2, g.planes, `  let base = i * ${vec ? hw / 4 : hw}u${o.inp};
   var s = ${vec ? 'vec4<f32>(0.0)' : '0.0'};
   for (var k = 0u; k < ${vec ? hw / 4 : hw}u; k++) { s += x[base + k]; }
-  out[i] = ${vec ? 'dot(s, vec4<f32>(1.0))' : 's'} / ${hw}.0;`)}`;
+  out[i${o.out}] = ${vec ? 'dot(s, vec4<f32>(1.0))' : 's'} / ${hw}.0;`)}`;
     return { code, workgroups: Math.ceil(g.planes / 64) };
   }
   const total = g.planes * g.oh * g.ow;
   const body = `  ${outCoords(g)}
-  let base = plane * ${hw}u;
+  let base = plane * ${hw}u${o.inp};
   let y = bin(oy, ${g.h}, ${g.oh});
   let xb = bin(ox, ${g.w}, ${g.ow});
   var s = 0.0;
   for (var iy = y.x; iy < y.y; iy++) {
     for (var ix = xb.x; ix < xb.y; ix++) { s += x[base + u32(iy * ${g.w} + ix)]; }
   }
-  out[i] = s / area(oy, ox);`;
+  out[i${o.out}] = s / area(oy, ox);`;
   const code = `${buffers([['x', 'read'], ['out', 'read_write']])}
 ${adaptiveFns(g)}
-${linearMain(total, body)}`;
+${entry(split, 2, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }
 
@@ -187,27 +199,28 @@ ${linearMain(total, body)}`;
  * (likewise for x). The 1×1 case spreads g/(H·W) over the plane, four values per thread when they fit.
  * Bindings: g, dx.
  */
-export function adaptiveAvgPoolBackwardKernel(g: AdaptiveGeometry) {
+export function adaptiveAvgPoolBackwardKernel(g: AdaptiveGeometry, split = false) {
   const hw = g.h * g.w;
+  const o = offs(split);
   if (g.oh === 1 && g.ow === 1) {
     const vec = hw % 4 === 0;
     const total = (g.planes * hw) / (vec ? 4 : 1);
     const code = `${buffers([['g', 'read'], ['dx', 'read_write', vec ? 'vec4<f32>' : 'f32']])}
-${linearMain(total, `  dx[i] = ${vec ? 'vec4<f32>' : 'f32'}(g[i / ${vec ? hw / 4 : hw}u] * ${f32(1 / hw)});`)}`;
+${entry(split, 2, total, `  dx[i${o.inp}] = ${vec ? 'vec4<f32>' : 'f32'}(g[i / ${vec ? hw / 4 : hw}u${o.out}] * ${f32(1 / hw)});`)}`;
     return { code, workgroups: Math.ceil(total / 64) };
   }
   const total = g.planes * hw;
   const body = `  ${inCoords(g)}
-  let obase = plane * ${g.oh * g.ow}u;
+  let obase = plane * ${g.oh * g.ow}u${o.out};
   let yhi = min(((iy + 1) * ${g.oh} + ${g.h - 1}) / ${g.h}, ${g.oh});
   let xhi = min(((ix + 1) * ${g.ow} + ${g.w - 1}) / ${g.w}, ${g.ow});
   var acc = 0.0;
   for (var oy = iy * ${g.oh} / ${g.h}; oy < yhi; oy++) {
     for (var ox = ix * ${g.ow} / ${g.w}; ox < xhi; ox++) { acc += g[obase + u32(oy * ${g.ow} + ox)] / area(oy, ox); }
   }
-  dx[i] = acc;`;
+  dx[i${o.inp}] = acc;`;
   const code = `${buffers([['g', 'read'], ['dx', 'read_write']])}
 ${adaptiveFns(g)}
-${linearMain(total, body)}`;
+${entry(split, 2, total, body)}`;
   return { code, workgroups: Math.ceil(total / 64) };
 }

@@ -1,5 +1,7 @@
 /** 2-D max, average and adaptive average pooling over [N, C, H, W] (or [C, H, W]) input, PyTorch semantics. */
 import { dispatch } from '../../tensor/device.js';
+import { bindRange, fitsBinding, forChunks } from '../../tensor/split.js';
+import { WG } from '../../shaders/common.js';
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import {
@@ -78,8 +80,34 @@ function geometry(
 const outShapeOf = (x: Tensor, g: AdaptiveGeometry) => [...x.shape.slice(0, -2), g.oh, g.ow];
 const detailOf = (x: Tensor, g: PoolGeometry) => `[${x.shape}] k=[${g.kh},${g.kw}] s=[${g.sh},${g.sw}] p=[${g.ph},${g.pw}]`;
 
-function run(name: string, detail: string, k: { code: string; workgroups: number }, bufs: Tensor[]): void {
-  dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: bufs.map((t) => t.buffer) });
+/** Loads per thread of the input-sized tensors of the 1x1 adaptive kernels (vec4 when a plane divides by 4). */
+const adaptiveVec = (g: AdaptiveGeometry) => (g.oh === 1 && g.ow === 1 && (g.h * g.w) % 4 === 0 ? 4 : 1);
+
+/**
+ * Records a pooling kernel (`make(split)`) over every plane, or, when a tensor is larger than one
+ * binding, over chunks of planes. `bufs` are the bindings in order, each input-sized ('in': H·W per
+ * plane, read `inVec` floats per load) or output-sized ('out': OH·OW per plane); `perPlane` threads per plane.
+ */
+function run(
+  name: string, detail: string, make: (split: boolean) => { code: string; workgroups: number }, g: AdaptiveGeometry,
+  bufs: [Tensor, 'in' | 'out'][], perPlane: number, inVec = 1,
+): void {
+  if (fitsBinding(...bufs.map(([t]) => t))) {
+    const k = make(false);
+    dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: bufs.map(([t]) => t.buffer) });
+    return;
+  }
+  const code = make(true).code;
+  const per = { in: g.h * g.w, out: g.oh * g.ow };
+  forChunks(name, detail, g.planes, [per.in, per.out], (_chunk, p0, np) => {
+    const offs = { in: 0, out: 0 };
+    const buffers = bufs.map(([t, role]) => {
+      const [b, delta] = bindRange(t, p0 * per[role], np * per[role]);
+      offs[role] = role === 'in' ? delta / inVec : delta;
+      return b;
+    });
+    dispatch({ name, detail, code, workgroups: Math.ceil((np * perPlane) / WG), buffers, uniforms: new Uint32Array([offs.in, offs.out, np * perPlane]) });
+  });
 }
 
 /**
@@ -92,10 +120,10 @@ export function maxPool2d(x: Tensor, kernelSize: Pair2, opts: MaxPool2dOptions =
   const detail = detailOf(x, g);
   const out = Tensor.empty(outShapeOf(x, g), op);
   const idx = Tensor.empty(out.shape, 'maxPool2d indices');
-  if (out.numel) run(op, detail, maxPoolKernel(g), [x, out, idx]);
+  if (out.numel) run(op, detail, (s) => maxPoolKernel(g, s), g, [[x, 'in'], [out, 'out'], [idx, 'out']], g.oh * g.ow);
   record(op, [x], out, (grad) => {
     const dx = Tensor.empty(x.shape, 'maxPool2d dx');
-    if (dx.numel) run('maxPool2d_backward', detail, maxPoolBackwardKernel(g), [grad, idx, dx]);
+    if (dx.numel) run('maxPool2d_backward', detail, (s) => maxPoolBackwardKernel(g, s), g, [[grad, 'out'], [idx, 'out'], [dx, 'in']], g.h * g.w);
     return [dx];
   });
   if (!out.gradFn) idx.dispose();
@@ -109,10 +137,10 @@ export function avgPool2d(x: Tensor, kernelSize: Pair2, opts: AvgPool2dOptions =
   const includePad = opts.countIncludePad ?? true;
   const detail = detailOf(x, g);
   const out = Tensor.empty(outShapeOf(x, g), op);
-  if (out.numel) run(op, detail, avgPoolKernel(g, includePad), [x, out]);
+  if (out.numel) run(op, detail, (s) => avgPoolKernel(g, includePad, s), g, [[x, 'in'], [out, 'out']], g.oh * g.ow);
   return record(op, [x], out, (grad) => {
     const dx = Tensor.empty(x.shape, 'avgPool2d dx');
-    if (dx.numel) run('avgPool2d_backward', detail, avgPoolBackwardKernel(g, includePad), [grad, dx]);
+    if (dx.numel) run('avgPool2d_backward', detail, (s) => avgPoolBackwardKernel(g, includePad, s), g, [[grad, 'out'], [dx, 'in']], g.h * g.w);
     return [dx];
   });
 }
@@ -129,10 +157,11 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair2): Tensor {
   const g: AdaptiveGeometry = { planes, h, w, oh, ow };
   const detail = `[${x.shape}] -> [${oh}, ${ow}]`;
   const out = Tensor.empty(outShapeOf(x, g), op);
-  if (out.numel) run(op, detail, adaptiveAvgPoolKernel(g), [x, out]);
+  const vec = adaptiveVec(g);
+  if (out.numel) run(op, detail, (s) => adaptiveAvgPoolKernel(g, s), g, [[x, 'in'], [out, 'out']], oh * ow, vec);
   return record(op, [x], out, (grad) => {
     const dx = Tensor.empty(x.shape, 'adaptiveAvgPool2d dx');
-    if (dx.numel) run('adaptiveAvgPool2d_backward', detail, adaptiveAvgPoolBackwardKernel(g), [grad, dx]);
+    if (dx.numel) run('adaptiveAvgPool2d_backward', detail, (s) => adaptiveAvgPoolBackwardKernel(g, s), g, [[grad, 'out'], [dx, 'in']], (h * w) / vec, vec);
     return [dx];
   });
 }
