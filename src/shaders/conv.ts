@@ -310,13 +310,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${res}
   let bImg = u.bOff + (n * u.cb + g * u.cout) * u.hwb;
   let col0 = ot * ${8 * tn}u + li * ${tn}u;
-  for (var i = 0u; i < ${tm * NQ}u; i++) {
+  // The bound depends on npix so that LLVM does not unroll the loop (which multiplied compile time).
+  for (var i = 0u; i < min(${tm * NQ}u, (npix - row0) * ${NQ}u); i++) {
     let p = row0 + i / ${NQ}u;
     let oc = col0 + i % ${NQ}u * 4u;
-    if (p < npix) {
-      let pos = bImg + (u.oy0 + p / u.gw * u.osy) * u.wb + u.ox0 + p % u.gw * u.osx;
-      ${[0, 1, 2, 3].map((e) => `if (oc + ${e}u < u.cout) { B[pos + (oc + ${e}u) * u.hwb] = res[i][${e}] + select(0.0, bias[(g * u.cout + oc + ${e}u) * u.hasBias], u.hasBias != 0u); }`).join('\n      ')}
-    }
+    let pos = bImg + (u.oy0 + p / u.gw * u.osy) * u.wb + u.ox0 + p % u.gw * u.osx;
+    ${[0, 1, 2, 3].map((e) => `if (oc + ${e}u < u.cout) { B[pos + (oc + ${e}u) * u.hwb] = res[i][${e}] + select(0.0, bias[(g * u.cout + oc + ${e}u) * u.hasBias], u.hasBias != 0u); }`).join('\n    ')}
   }
 }`;
 }
