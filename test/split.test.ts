@@ -7,7 +7,9 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as nn from '@lib/nn';
 import { init, type Tensor } from '@lib/nn';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
-import { adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormStats, maxPool2d } from '../src/nn/functional/index.js';
+import {
+  adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormStats, binaryCrossEntropyWithLogits, crossEntropy, dropConnect, dropout, maxPool2d, mseLoss,
+} from '../src/nn/functional/index.js';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
 
@@ -197,5 +199,67 @@ describe('pooling splits by planes over the binding limit', () => {
   it('names the sizes when one plane does not fit', () => {
     const x = nn.zeros([1, 1, 40, 40]);
     expect(() => maxPool2d(x, 2)).toThrow(/maxPool2d: one item needs a 6400-byte binding, above the 4096-byte storage binding limit/);
+  });
+});
+
+describe('losses and dropout split over the binding limit', () => {
+  it('binaryCrossEntropyWithLogits with broadcast weights, forward and backward', async () => {
+    const x = R.randArr([40, 61], rng, -4, 4);
+    const y = R.randArr([40, 61], rng, 0, 1);
+    const weight = R.randArr([40, 1], rng, 0.5, 2);
+    const posWeight = R.randArr([61], rng, 0.5, 3);
+    for (const reduction of ['none', 'mean'] as const) {
+      const gpuFn = (a: Tensor, b: Tensor) => binaryCrossEntropyWithLogits(a, b, { weight: toTensor(weight), posWeight: toTensor(posWeight), reduction });
+      const refFn = (a: R.Arr, b: R.Arr) => R.binaryCrossEntropyWithLogits(a, b, { weight, posWeight, reduction });
+      await expectClose(gpuFn(toTensor(x), toTensor(y)), refFn(x, y), 1e-5, 1e-4, `bce ${reduction}`);
+      if (reduction === 'mean') await gradcheck(gpuFn, refFn, [x, y]);
+    }
+  });
+
+  it('crossEntropy in chunks of rows, forward and backward', async () => {
+    // 13 rows of 70 logits per chunk: chunks start mid-binding-block.
+    const x = R.randArr([30, 70], rng, -3, 3);
+    const target = Array.from({ length: 30 }, (_, i) => (i % 7 === 3 ? -100 : (i * 13) % 70));
+    const weight = R.randArr([70], rng, 0.5, 2);
+    for (const reduction of ['none', 'mean', 'sum'] as const) {
+      const gpuFn = (a: Tensor) => crossEntropy(a, target, { weight: toTensor(weight), reduction });
+      const kept = target.map((t, i) => [t, i]).filter(([t]) => t >= 0);
+      // The reference has no ignoreIndex: compare on the rows kept ('none' checks every row, ignored ones give 0).
+      const refRows = (a: R.Arr) => R.crossEntropy(R.arr([kept.length, 70], kept.flatMap(([, i]) => Array.from(a.data.slice(i * 70, i * 70 + 70)))), kept.map(([t]) => t), { weight, reduction });
+      const refFn = (a: R.Arr) => {
+        const r = refRows(a);
+        if (reduction !== 'none') return r;
+        const full = R.arr([30]);
+        kept.forEach(([, i], k) => { full.data[i] = r.data[k]; });
+        return full;
+      };
+      await expectClose(gpuFn(toTensor(x)), refFn(x), 1e-5, 1e-4, `crossEntropy ${reduction}`);
+      if (reduction !== 'sum') await gradcheck(gpuFn, refFn, [x]);
+    }
+    await gradcheck((a, b) => mseLoss(a, b), (a, b) => R.mseLoss(a, b), [R.randArr([31, 41], rng), R.randArr([31, 41], rng)]);
+  });
+
+  it('dropout and dropConnect give the masks of the unsplit run, and matching gradients', async () => {
+    for (const [shape, f] of [
+      [[3001], (t: Tensor) => dropout(t, 0.3)],
+      [[40, 50], (t: Tensor) => dropout(t, 0.6)],
+      [[5, 3, 7, 11], (t: Tensor) => dropConnect(t, 0.4, true)],
+      [[6, 4, 8, 8], (t: Tensor) => dropConnect(t, 0.5, true)],
+    ] as [number[], (t: Tensor) => Tensor][]) {
+      const x = R.randArr(shape, rng, 1, 2);
+      nn.manualSeed(9);
+      const xt = toTensor(x, true);
+      const y = f(xt);
+      y.backward(nn.onesLike(y));
+      const split = [await y.data(), await xt.grad!.data()];
+      setMaxBindingSizeForTesting(undefined);
+      nn.manualSeed(9);
+      const whole = await f(toTensor(x)).data();
+      setMaxBindingSizeForTesting(LIMIT);
+      expect(Array.from(split[0]), `[${shape}]`).toEqual(Array.from(whole));
+      // the gradient of Σ y is the mask times the scale: y / x
+      await expectClose(xt.grad!, R.arr(shape, Array.from(split[0], (v, i) => v / x.data[i])), 1e-5, 1e-4, `grad [${shape}]`);
+      expect(split[0].some((v) => v === 0) && split[0].some((v) => v !== 0)).toBe(true);
+    }
   });
 });

@@ -3,24 +3,34 @@ import { dispatch } from '../../tensor/device.js';
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { nextSeed } from '../../tensor/ops/creation.js';
+import { forRanges, rangeBinding } from '../../tensor/split.js';
+import { WG } from '../../shaders/common.js';
 import { dropConnectKernel, dropoutKernel } from '../../shaders/dropout.js';
 
 function checkP(op: string, p: number): void {
   if (!(p >= 0 && p <= 1)) throw new Error(`${op}: probability p must be in [0, 1], got ${p}`);
 }
 
-/** Uniform block (seed, a, b, 0) with a and b as float bits. */
-function uniforms(seed: number, a: number, b: number): Uint32Array {
-  const u = new Uint32Array(4);
-  u[0] = seed;
-  new Float32Array(u.buffer, 4, 2).set([a, b]);
-  return u;
+/** The mask's parameters: seed, and a and b (float bits) as each kernel reads them. */
+interface Mask {
+  seed: number;
+  a: number;
+  b: number;
 }
 
-/** Applies a masking kernel to `src` (the input forward, the gradient backward) with fixed uniforms. */
-function masked(name: string, k: { code: string; workgroups: number }, src: Tensor, u: Uint32Array): Tensor {
+/**
+ * Applies a masking kernel (`vec`: four elements per thread) to `src` (the input forward, the
+ * gradient backward), in ranges when it is larger than one binding; the mask depends only on the
+ * element index, so it is the same however the work is split.
+ */
+function masked(name: string, code: string, vec: boolean, src: Tensor, m: Mask): Tensor {
   const out = Tensor.empty(src.shape, name);
-  if (out.numel) dispatch({ name, detail: `[${src.shape}]`, code: k.code, workgroups: k.workgroups, buffers: [src.buffer, out.buffer], uniforms: u });
+  forRanges(src.numel, (start, count) => {
+    const threads = vec ? count / 4 : count;
+    const u = new Uint32Array([m.seed, 0, 0, start, threads]);
+    new Float32Array(u.buffer, 4, 2).set([m.a, m.b]);
+    dispatch({ name, detail: `[${src.shape}]`, code, workgroups: Math.ceil(threads / WG), buffers: [rangeBinding(src, start, count), rangeBinding(out, start, count)], uniforms: u });
+  });
   return out;
 }
 
@@ -32,10 +42,11 @@ function masked(name: string, k: { code: string; workgroups: number }, src: Tens
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   checkP('dropout', p);
   if (!training || p === 0) return x;
-  const u = uniforms(nextSeed(), p, p === 1 ? 0 : 1 / (1 - p));
-  const k = dropoutKernel(x.numel);
-  const out = masked('dropout', k, x, u);
-  return record('dropout', [x], out, (g) => [masked('dropout_backward', k, g, u)]);
+  const m = { seed: nextSeed(), a: p, b: p === 1 ? 0 : 1 / (1 - p) };
+  const vec = x.numel % 4 === 0;
+  const code = dropoutKernel(vec);
+  const out = masked('dropout', code, vec, x, m);
+  return record('dropout', [x], out, (g) => [masked('dropout_backward', code, vec, g, m)]);
 }
 
 /**
@@ -48,9 +59,10 @@ export function dropConnect(x: Tensor, p: number, training: boolean): Tensor {
   if (x.ndim < 1) throw new Error(`dropConnect: input must have a batch dim, got shape [${x.shape}]`);
   if (!training || p === 0) return x;
   const keep = 1 - p;
-  const u = uniforms(nextSeed(), keep, keep === 0 ? 0 : 1 / keep);
-  const samples = x.shape[0];
-  const k = dropConnectKernel(samples, samples ? x.numel / samples : 0);
-  const out = masked('dropConnect', k, x, u);
-  return record('dropConnect', [x], out, (g) => [masked('dropConnect_backward', k, g, u)]);
+  const m = { seed: nextSeed(), a: keep, b: keep === 0 ? 0 : 1 / keep };
+  const perSample = x.shape[0] ? x.numel / x.shape[0] : 1;
+  const vec = perSample % 4 === 0;
+  const code = dropConnectKernel(perSample);
+  const out = masked('dropConnect', code, vec, x, m);
+  return record('dropConnect', [x], out, (g) => [masked('dropConnect_backward', code, vec, g, m)]);
 }

@@ -1,10 +1,13 @@
 /** Losses (PyTorch semantics): binary cross-entropy with logits, cross-entropy over class indices, mean squared error. */
 import { dispatch } from '../../tensor/device.js';
+import { bindRange, fitsBinding, forChunks, forRanges, rangeBinding } from '../../tensor/split.js';
+import { WG } from '../../shaders/common.js';
 import { isGradEnabled, record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { tensor } from '../../tensor/ops/creation.js';
 import { broadcastShapes, map } from '../../tensor/ops/elementwise.js';
 import { mean, sum } from '../../tensor/ops/reduce.js';
+import { broadcastOperand } from '../../tensor/ops/shape.js';
 import {
   bceBackwardKernel, bceKernel, crossEntropyBackwardKernel, crossEntropyKernel, crossEntropyReduceKernel, type BceShapes,
 } from '../../shaders/loss.js';
@@ -38,6 +41,24 @@ function reduceLoss(values: Tensor, reduction: Reduction): Tensor {
   return out;
 }
 
+/**
+ * Records an element-wise loss kernel (`make(split)`) over `numel` elements, in ranges when they do not
+ * fit one binding: tensors of `numel` elements are bound by range, the others (broadcast factors, a
+ * scalar upstream gradient) whole.
+ */
+function perElement(name: string, detail: string, numel: number, make: (split: boolean) => { code: string; workgroups: number }, bufs: Tensor[]): void {
+  if (fitsBinding(...bufs)) {
+    const k = make(false);
+    dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: bufs.map((t) => t.buffer) });
+    return;
+  }
+  const code = make(true).code;
+  forRanges(numel, (start, count) => {
+    const buffers = bufs.map((t) => (t.numel === numel ? rangeBinding(t, start, count) : t.buffer));
+    dispatch({ name, detail, code, workgroups: Math.ceil(count / WG), buffers, uniforms: new Uint32Array([start, count]) });
+  });
+}
+
 /** Options of `binaryCrossEntropyWithLogits`. */
 export interface BceWithLogitsOptions {
   /** Per-element rescaling, broadcast to the input's shape. */
@@ -63,21 +84,18 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opt
   const s: BceShapes = { shape: logits.shape, weight: opts.weight?.shape, posWeight: opts.posWeight?.shape };
   const factors = [opts.weight, opts.posWeight].filter((t): t is Tensor => !!t);
   const detail = `[${logits.shape}]`;
-  const perElement = Tensor.empty(logits.shape, op);
-  if (perElement.numel) {
-    const k = bceKernel(s);
-    dispatch({ name: op, detail, code: k.code, workgroups: k.workgroups, buffers: [logits, target, ...factors, perElement].map((t) => t.buffer) });
-  }
-  const out = reduceLoss(perElement, reduction);
+  const values = Tensor.empty(logits.shape, op);
+  if (values.numel) perElement(op, detail, values.numel, (split) => bceKernel(s, split), [logits, target, ...factors, values]);
+  const out = reduceLoss(values, reduction);
   const scale = reduction === 'mean' ? 1 / Math.max(logits.numel, 1) : 1;
   return record(op, [logits, target], out, (g) => {
     const wantX = logits.requiresGrad;
     const wantY = target.requiresGrad;
     const grads = [wantX ? Tensor.empty(logits.shape, `${op} dx`) : null, wantY ? Tensor.empty(logits.shape, `${op} dy`) : null];
     if (logits.numel) {
-      const k = bceBackwardKernel(s, reduction !== 'none', scale, wantX, wantY);
       const outs = grads.filter((t): t is Tensor => !!t);
-      dispatch({ name: `${op}_backward`, detail, code: k.code, workgroups: k.workgroups, buffers: [g, logits, target, ...factors, ...outs].map((t) => t.buffer) });
+      const make = (split: boolean) => bceBackwardKernel(s, reduction !== 'none', scale, wantX, wantY, split);
+      perElement(`${op}_backward`, detail, logits.numel, make, [g, logits, target, ...factors, ...outs]);
     }
     return grads;
   });
@@ -132,9 +150,20 @@ export function crossEntropy(logits: Tensor, target: Tensor | ArrayLike<number>,
   const perRow = reduction === 'none';
   const lse = Tensor.empty([n], `${op} logsumexp`);
   const rows = Tensor.empty(perRow ? [n] : [n, 2], op);
-  if (n) {
+  if (n && fitsBinding(logits, rows)) {
     const k = crossEntropyKernel(n, c, !!w, ignoreIndex, perRow);
     dispatch({ name: op, detail, code: k.code, workgroups: k.workgroups, buffers: [logits, t, ...(w ? [w] : []), lse, rows].map((x) => x.buffer) });
+  } else if (n) {
+    // Rows larger than one binding in total run in chunks of rows.
+    const code = crossEntropyKernel(n, c, !!w, ignoreIndex, perRow, true).code;
+    const per = perRow ? 1 : 2;
+    forChunks(op, detail, n, [c, per], (_chunk, r0, nr) => {
+      const [xb, xOff] = bindRange(logits, r0 * c, nr * c);
+      const [tb, rOff] = bindRange(t, r0, nr);
+      const [ob, outOff] = bindRange(rows, r0 * per, nr * per);
+      const buffers = [xb, tb, ...(w ? [w.buffer] : []), bindRange(lse, r0, nr)[0], ob];
+      dispatch({ name: op, detail, code, workgroups: Math.ceil(nr / WG), buffers, uniforms: new Uint32Array([xOff, rOff, outOff, nr]) });
+    });
   }
   let out = rows;
   let sums: Tensor | null = null;
@@ -147,10 +176,22 @@ export function crossEntropy(logits: Tensor, target: Tensor | ArrayLike<number>,
   }
   record(op, [logits], out, (g) => {
     const dx = Tensor.empty(logits.shape, `${op} dx`);
-    if (dx.numel) {
-      const k = crossEntropyBackwardKernel(n, c, !!w, ignoreIndex, reduction);
+    if (dx.numel && fitsBinding(dx)) {
       const bufs = [g, logits, t, ...(w ? [w] : []), lse, ...(sums && reduction === 'mean' ? [sums] : []), dx];
+      const k = crossEntropyBackwardKernel(n, c, !!w, ignoreIndex, reduction);
       dispatch({ name: `${op}_backward`, detail, code: k.code, workgroups: k.workgroups, buffers: bufs.map((x) => x.buffer) });
+    } else if (dx.numel) {
+      const code = crossEntropyBackwardKernel(n, c, !!w, ignoreIndex, reduction, true).code;
+      forChunks(`${op}_backward`, detail, n, [c], (_chunk, r0, nr) => {
+        const [xb, xOff] = bindRange(logits, r0 * c, nr * c);
+        const [tb, rOff] = bindRange(t, r0, nr);
+        const byRow = (x: Tensor) => bindRange(x, r0, nr)[0];
+        const buffers = [
+          reduction === 'none' ? byRow(g) : g.buffer, xb, tb, ...(w ? [w.buffer] : []), byRow(lse),
+          ...(sums && reduction === 'mean' ? [sums.buffer] : []), bindRange(dx, r0 * c, nr * c)[0],
+        ];
+        dispatch({ name: `${op}_backward`, detail, code, workgroups: Math.ceil((nr * c) / WG), buffers, uniforms: new Uint32Array([xOff, rOff, nr * c]) });
+      });
     }
     return [dx];
   });
@@ -171,7 +212,9 @@ export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduc
   const out = reduceLoss(map(op, (a, b) => `(${a} - ${b}) * (${a} - ${b})`, [input, target]), reduction);
   const scale = 2 * (reduction === 'mean' ? 1 / Math.max(input.numel, 1) : 1);
   return record(op, [input, target], out, (g) => {
-    const dx = map(`${op}_backward`, (gv, a, b, s) => `${gv} * ${s} * (${a} - ${b})`, [g, input, target, scale]);
+    const gb = broadcastOperand(g, input.shape);
+    const dx = map(`${op}_backward`, (gv, a, b, s) => `${gv} * ${s} * (${a} - ${b})`, [gb, input, target, scale]);
+    if (gb !== g) gb.dispose();
     return [dx, target.requiresGrad ? map(`${op}_backward_target`, (v) => `-${v}`, [dx]) : null];
   });
 }
