@@ -8,8 +8,9 @@ import * as nn from '@lib/nn';
 import { init, type Tensor } from '@lib/nn';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
 import {
-  adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormStats, binaryCrossEntropyWithLogits, crossEntropy, dropConnect, dropout, maxPool2d, mseLoss,
+  adaptiveAvgPool2d, avgPool2d, batchNorm, batchNormStats, binaryCrossEntropyWithLogits, crossEntropy, dropConnect, dropout, linear, maxPool2d, mseLoss,
 } from '../src/nn/functional/index.js';
+import { mm } from '../src/tensor/ops/matmul.js';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
 
@@ -261,5 +262,45 @@ describe('losses and dropout split over the binding limit', () => {
       await expectClose(xt.grad!, R.arr(shape, Array.from(split[0], (v, i) => v / x.data[i])), 1e-5, 1e-4, `grad [${shape}]`);
       expect(split[0].some((v) => v === 0) && split[0].some((v) => v !== 0)).toBe(true);
     }
+  });
+});
+
+describe('matmul and linear split over the binding limit', () => {
+  it('batched matmul in groups of matrices, broadcast batches one matrix at a time', async () => {
+    for (const [sa, sb] of [[[5, 13, 17], [5, 17, 11]], [[3, 1, 20, 30], [4, 30, 9]], [[20, 30], [7, 30, 9]]]) {
+      const a = R.randArr(sa, rng);
+      const b = R.randArr(sb, rng);
+      await expectClose(nn.matmul(toTensor(a), toTensor(b)), R.matmul(a, b), 1e-5, 1e-4, `[${sa}] x [${sb}]`);
+    }
+    const a = R.randArr([5, 13, 17], rng);
+    const b = R.randArr([5, 17, 11], rng);
+    await gradcheck((x, y) => nn.matmul(x, y), (x, y) => R.matmul(x, y), [a, b]);
+  });
+
+  it('one large matrix by rows of the output, or by ranges of k with partial sums; both kernels', async () => {
+    // [70,16]x[16,12]: by rows (aligned ranges); [12,100]x[100,10]: by k (A copied transposed, unaligned
+    // ranges staged), its gradient for A as Cᵀ by rows; [1,3001]x[3001,2]: by k, one row of A.
+    for (const [sa, sb, grad] of [[[70, 16], [16, 12], true], [[12, 100], [100, 10], true], [[1, 3001], [3001, 2], false]] as [number[], number[], boolean][]) {
+      const a = R.randArr(sa, rng);
+      const b = R.randArr(sb, rng);
+      await expectClose(mm(toTensor(a), toTensor(b)), R.matmul(a, b), 1e-4, 1e-4, `[${sa}] x [${sb}]`);
+      if (grad) await gradcheck((x, y) => nn.matmul(x, y), (x, y) => R.matmul(x, y), [a, b]);
+    }
+    const a = R.randArr([70, 16], rng);
+    const b = R.randArr([16, 12], rng);
+    await expectClose(mm(toTensor(a), toTensor(b), false, false, { subgroups: false }), R.matmul(a, b), 1e-4, 1e-4, 'without subgroups');
+  });
+
+  it('linear on many rows, forward and backward', async () => {
+    const x = R.randArr([70, 30], rng);
+    const w = R.randArr([20, 30], rng);
+    const bias = R.randArr([20], rng);
+    await expectClose(linear(toTensor(x), toTensor(w), toTensor(bias)), R.linear(x, w, bias), 1e-5, 1e-4, 'linear');
+    await gradcheck((a, b, c) => linear(a, b, c), (a, b, c) => R.linear(a, b, c), [x, w, bias]);
+  });
+
+  it('names the shapes when no split fits', () => {
+    const a = nn.zeros([40, 40]);
+    expect(() => nn.matmul(a, a)).toThrow(/matmul \[40,40\] x \[40,40\]: no split of this product fits the 3840-byte storage binding limit/);
   });
 });
