@@ -17,6 +17,8 @@ import { expectClose, gradcheck, toTensor } from './gradcheck.js';
 const rng = new R.Rng(4242);
 /** 4 KiB (the least element-wise ops split under): 960 floats per range binding once the alignment slack is taken off. */
 const LIMIT = 4096;
+/** Gradient checks run on this shape: above the limit, and quick for the float64 finite differences. */
+const SMALL = [3, 5, 7, 11];
 const dist = (shape: number[]) => {
   const n = R.numel(shape);
   const perm = Array.from({ length: n }, (_, i) => i).sort(() => rng.next() - 0.5);
@@ -51,8 +53,7 @@ describe('reductions split over the binding limit', () => {
           await expectClose(gpu(toTensor(a), dims as number[]), ref(a, dims as number[]), 1e-4, 1e-4, `${name} [${shape}] dims ${dims}`);
         }
       }
-      const a = dist([5, 6, 7, 11]);
-      await gradcheck((x) => gpu(x, [0, 2]), (x) => ref(x, [0, 2]), [a]);
+      await gradcheck((x) => gpu(x, [0, 2]), (x) => ref(x, [0, 2]), [dist(SMALL)]);
     });
   }
 
@@ -69,21 +70,22 @@ describe('reductions split over the binding limit', () => {
 
   it('variance, softmax and logSoftmax forward and backward', async () => {
     const a = R.randArr([5, 6, 7, 11], rng, -3, 3);
+    const s = R.randArr(SMALL, rng, -3, 3);
     await expectClose(nn.variance(toTensor(a), [0, 2, 3]), R.variance(a, [0, 2, 3], true));
-    await gradcheck((x) => nn.variance(x, [1, 3]), (x) => R.variance(x, [1, 3]), [a]);
+    await gradcheck((x) => nn.variance(x, [1, 3]), (x) => R.variance(x, [1, 3]), [s]);
     for (const dim of [0, 1, 3]) {
       await expectClose(nn.softmax(toTensor(a), dim), R.softmax(a, dim), 1e-5, 1e-4, `softmax dim ${dim}`);
       await expectClose(nn.logSoftmax(toTensor(a), dim), R.logSoftmax(a, dim), 1e-5, 1e-4, `logSoftmax dim ${dim}`);
     }
-    await gradcheck((x) => nn.softmax(x, 1), (x) => R.softmax(x, 1), [a]);
-    await gradcheck((x) => nn.logSoftmax(x, 3), (x) => R.logSoftmax(x, 3), [a]);
+    await gradcheck((x) => nn.softmax(x, 1), (x) => R.softmax(x, 1), [s]);
+    await gradcheck((x) => nn.logSoftmax(x, 3), (x) => R.logSoftmax(x, 3), [s]);
     const rows = R.randArr([2, 1300], rng, -3, 3);
     await expectClose(nn.softmax(toTensor(rows), 1), R.softmax(rows, 1), 1e-6, 1e-4, 'softmax of long rows');
   });
 
   it('broadcast gradients are summed back to the operand shapes', async () => {
-    const a = R.randArr([5, 6, 7, 11], rng);
-    for (const bs of [[6, 1, 1], [1, 6, 1, 11], [1]]) {
+    const a = R.randArr(SMALL, rng);
+    for (const bs of [[5, 1, 1], [1, 5, 1, 11], [1]]) {
       const b = R.randArr(bs, rng);
       await gradcheck((x, y) => nn.mul(x, nn.expand(y, x.shape)), (x, y) => R.mul(x, y), [a, b]);
     }
@@ -96,7 +98,7 @@ describe('movement ops split over the binding limit', () => {
     for (const dims of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 0, 3, 2], [0, 3, 1, 2]]) {
       await expectClose(nn.permute(toTensor(a), dims), R.permute(a, dims), 1e-6, 1e-6, `permute ${dims}`);
     }
-    await gradcheck((x) => nn.permute(x, [2, 0, 3, 1]), (x) => R.permute(x, [2, 0, 3, 1]), [a]);
+    await gradcheck((x) => nn.permute(x, [2, 0, 3, 1]), (x) => R.permute(x, [2, 0, 3, 1]), [R.randArr(SMALL, rng)]);
     const m = R.randArr([37, 61], rng);
     await expectClose(nn.transpose(toTensor(m), 0, 1), R.transpose(m, 0, 1), 1e-6, 1e-6, 'transpose');
     const s = R.randArr([6, 1, 11], rng);
@@ -106,14 +108,15 @@ describe('movement ops split over the binding limit', () => {
 
   it('slice, narrow, cat, stack and pad', async () => {
     await expectClose(nn.slice(toTensor(a), 2, 1, 6, 2), R.slice(a, 2, 1, 6, 2), 1e-6, 1e-6, 'slice');
-    await gradcheck((x) => nn.slice(x, 3, 2, 9, 3), (x) => R.slice(x, 3, 2, 9, 3), [a]);
+    const s = R.randArr(SMALL, rng);
+    await gradcheck((x) => nn.slice(x, 3, 2, 9, 3), (x) => R.slice(x, 3, 2, 9, 3), [s]);
     await expectClose(nn.narrow(toTensor(a), 1, 1, 3), R.narrow(a, 1, 1, 3), 1e-6, 1e-6, 'narrow');
     const b = R.randArr([5, 2, 7, 11], rng);
     await expectClose(nn.cat([toTensor(a), toTensor(b)], 1), R.cat([a, b], 1), 1e-6, 1e-6, 'cat');
-    await gradcheck((x, y) => nn.cat([x, y], 1), (x, y) => R.cat([x, y], 1), [a, b]);
+    await gradcheck((x, y) => nn.cat([x, y], 1), (x, y) => R.cat([x, y], 1), [s, R.randArr([3, 2, 7, 11], rng)]);
     await expectClose(nn.stack([toTensor(a), toTensor(a)], 2), R.stack([a, a], 2), 1e-6, 1e-6, 'stack');
     await expectClose(nn.pad(toTensor(a), [1, 2, -1, 3], 0.5), R.pad(a, [1, 2, -1, 3], 0.5), 1e-6, 1e-6, 'pad');
-    await gradcheck((x) => nn.pad(x, [2, 1, 1, -2]), (x) => R.pad(x, [2, 1, 1, -2]), [a]);
+    await gradcheck((x) => nn.pad(x, [2, 1, 1, -2]), (x) => R.pad(x, [2, 1, 1, -2]), [s]);
   });
 
   it('fill and random numbers', async () => {
@@ -205,9 +208,9 @@ describe('pooling splits by planes over the binding limit', () => {
 
 describe('losses and dropout split over the binding limit', () => {
   it('binaryCrossEntropyWithLogits with broadcast weights, forward and backward', async () => {
-    const x = R.randArr([40, 61], rng, -4, 4);
-    const y = R.randArr([40, 61], rng, 0, 1);
-    const weight = R.randArr([40, 1], rng, 0.5, 2);
+    const x = R.randArr([20, 61], rng, -4, 4);
+    const y = R.randArr([20, 61], rng, 0, 1);
+    const weight = R.randArr([20, 1], rng, 0.5, 2);
     const posWeight = R.randArr([61], rng, 0.5, 3);
     for (const reduction of ['none', 'mean'] as const) {
       const gpuFn = (a: Tensor, b: Tensor) => binaryCrossEntropyWithLogits(a, b, { weight: toTensor(weight), posWeight: toTensor(posWeight), reduction });
@@ -219,8 +222,8 @@ describe('losses and dropout split over the binding limit', () => {
 
   it('crossEntropy in chunks of rows, forward and backward', async () => {
     // 13 rows of 70 logits per chunk: chunks start mid-binding-block.
-    const x = R.randArr([30, 70], rng, -3, 3);
-    const target = Array.from({ length: 30 }, (_, i) => (i % 7 === 3 ? -100 : (i * 13) % 70));
+    const x = R.randArr([16, 70], rng, -3, 3);
+    const target = Array.from({ length: 16 }, (_, i) => (i % 7 === 3 ? -100 : (i * 13) % 70));
     const weight = R.randArr([70], rng, 0.5, 2);
     for (const reduction of ['none', 'mean', 'sum'] as const) {
       const gpuFn = (a: Tensor) => crossEntropy(a, target, { weight: toTensor(weight), reduction });
@@ -230,12 +233,12 @@ describe('losses and dropout split over the binding limit', () => {
       const refFn = (a: R.Arr) => {
         const r = refRows(a);
         if (reduction !== 'none') return r;
-        const full = R.arr([30]);
+        const full = R.arr([16]);
         kept.forEach(([, i], k) => { full.data[i] = r.data[k]; });
         return full;
       };
       await expectClose(gpuFn(toTensor(x)), refFn(x), 1e-5, 1e-4, `crossEntropy ${reduction}`);
-      if (reduction !== 'sum') await gradcheck(gpuFn, refFn, [x]);
+      if (reduction === 'mean') await gradcheck(gpuFn, refFn, [x]);
     }
     await gradcheck((a, b) => mseLoss(a, b), (a, b) => R.mseLoss(a, b), [R.randArr([31, 41], rng), R.randArr([31, 41], rng)]);
   });
