@@ -150,6 +150,8 @@ describe('conv2d splits work over the binding limit', () => {
     await checkCase({ name: 'split general', x: [5, 3, 9, 9], o: 5, k: 3, opts: { padding: 1, stride: [1, 2] } }, 900);
     await checkCase({ name: 'split depthwise', x: [5, 3, 9, 9], o: 6, k: 3, opts: { padding: 1, groups: 3 } }, 901);
     await checkCase({ name: 'split 1x1', x: [4, 4, 8, 8], o: 6, k: 1, opts: {} }, 902);
+    // 16 channels take the tiled kernel (rows across the images of a chunk); 5184 bytes per image.
+    await checkCase({ name: 'split tiled', x: [3, 16, 9, 9], o: 16, k: 1, opts: { stride: 2 } }, 903);
   });
   it('names the sizes when one image does not fit', () => {
     setMaxBindingSizeForTesting(1024);

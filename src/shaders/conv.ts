@@ -265,7 +265,8 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
  * \`tn\` channels of every position. Per tap and 8 packed channels, each lane loads one vec4 of A
  * for a quarter of the positions and \`subgroupBroadcast\` hands it to the others, while each lane
  * loads its own weights (WT padded to whole tiles, so no checks). Same uniforms as \`gconvKernel\`,
- * with u.blocks position tiles and u.tilesO channel tiles; packed channels a multiple of 8.
+ * with u.blocks row tiles and u.tilesO channel tiles; packed channels a multiple of 8. Rows run
+ * across images so that small grids fill the tiles.
  * One workgroup per tile: bindings A, WT, bias, B, uniforms.
  */
 export function tiledGconvKernel(tm: number, tn: number): string {
@@ -283,16 +284,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let pb = w % u.blocks;
   let r = w / u.blocks;
   let ot = r % u.tilesO;
-  let r2 = r / u.tilesO;
-  let g = r2 % u.groups;
-  let live = r2 / u.groups < u.nb;
-  let n = min(r2 / u.groups, u.nb - 1u);
+  let g = r / u.tilesO;
   let npix = u.gh * u.gw;
+  let rows = u.nb * npix;
   let lane = sid % ${SUBGROUP}u;
   let row0 = pb * ${tm}u;
-  // The positions whose A this lane loads: 4i + lane/2, channels 4·(lane % 2) .. +3 of each 8.
-  ${R.map((i) => `let q${i} = min(row0 + ${4 * i}u + lane / 2u, npix - 1u); let gy${i} = i32(q${i} / u.gw) * u.sy; let gx${i} = i32(q${i} % u.gw) * u.sx;`).join('\n  ')}
-  let aImg = (n * u.groups + g) * u32(u.ha * u.wa) * u.c4 + lane % 2u;
+  // The rows (image, position) whose A this lane loads: 4i + lane/2, channels 4·(lane % 2) .. +3 of each 8.
+  ${R.map((i) => `let q${i} = min(row0 + ${4 * i}u + lane / 2u, rows - 1u); let p${i} = q${i} % npix; let gy${i} = i32(p${i} / u.gw) * u.sy; let gx${i} = i32(p${i} % u.gw) * u.sx;
+  let aImg${i} = (q${i} / npix * u.groups + g) * u32(u.ha * u.wa) * u.c4 + lane % 2u;`).join('\n  ')}
   let wBase = g * u.kk * u.c4 * 4u * u.cs + ot * ${2 * tn}u + li * ${NQ}u;
   ${accDecl}
   for (var ti = 0u; ti < u.nky * u.nkx; ti++) {
@@ -300,21 +299,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ti1 = ti % u.nkx;
     let ty = u.dy0 + i32(ti0) * u.dys;
     let tx = u.dx0 + i32(ti1) * u.dxs;
-    ${R.map((i) => `let iy${i} = gy${i} + ty; let ix${i} = gx${i} + tx; let ok${i} = iy${i} >= 0 && iy${i} < u.ha && ix${i} >= 0 && ix${i} < u.wa; let o${i} = aImg + u32(select(0, iy${i} * u.wa + ix${i}, ok${i})) * u.c4;`).join('\n    ')}
+    ${R.map((i) => `let iy${i} = gy${i} + ty; let ix${i} = gx${i} + tx; let ok${i} = iy${i} >= 0 && iy${i} < u.ha && ix${i} >= 0 && ix${i} < u.wa; let o${i} = aImg${i} + u32(select(0, iy${i} * u.wa + ix${i}, ok${i})) * u.c4;`).join('\n    ')}
     let wi = wBase + ((u.ky0 + ti0 * u.kys) * u.kw + u.kx0 + ti1 * u.kxs) * u.c4 * 4u * u.cs;
     for (var c = 0u; c < u.c4; c += 2u) {
     ${chunk}
     }
   }
-  if (!live) { return; }
   ${res}
-  let bImg = u.bOff + (n * u.cb + g * u.cout) * u.hwb;
   let col0 = ot * ${8 * tn}u + li * ${tn}u;
-  // The bound depends on npix so that LLVM does not unroll the loop (which multiplied compile time).
-  for (var i = 0u; i < min(${tm * NQ}u, (npix - row0) * ${NQ}u); i++) {
-    let p = row0 + i / ${NQ}u;
+  // The bound depends on the rows so that LLVM does not unroll the loop (which multiplied compile time).
+  for (var i = 0u; i < min(${tm * NQ}u, (rows - row0) * ${NQ}u); i++) {
+    let q = row0 + i / ${NQ}u;
+    let p = q % npix;
     let oc = col0 + i % ${NQ}u * 4u;
-    let pos = bImg + (u.oy0 + p / u.gw * u.osy) * u.wb + u.ox0 + p % u.gw * u.osx;
+    let pos = u.bOff + (q / npix * u.cb + g * u.cout) * u.hwb + (u.oy0 + p / u.gw * u.osy) * u.wb + u.ox0 + p % u.gw * u.osx;
     ${[0, 1, 2, 3].map((e) => `if (oc + ${e}u < u.cout) { B[pos + (oc + ${e}u) * u.hwb] = res[i][${e}] + select(0.0, bias[(g * u.cout + oc + ${e}u) * u.hasBias], u.hasBias != 0u); }`).join('\n    ')}
   }
 }`;

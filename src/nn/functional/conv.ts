@@ -30,14 +30,14 @@ export { samePadding, type Conv2dOptions, type Conv2dPadding } from './conv-geom
 const TILED_MIN_COUT = 16;
 
 /**
- * Register tile and subgroup use of the implicit GEMM for `cout` output channels per group on grids
- * of up to `pixels` positions, `images` images × groups of them. `tiled`: [positions, channels per
+ * Register tile and subgroup use of the implicit GEMM for `cout` output channels per group and up to
+ * `rows` output positions (all images) per group. `tiled`: [positions, channels per
  * lane] of `tiledGconvKernel`; otherwise `gconvKernel` with `tileO` × `tileP` per thread. `tileO`
  * is what the weights' output channels are padded to.
  */
-function gemmTiles(cout: number, pixels: number, images: number) {
+function gemmTiles(cout: number, rows: number, groups: number) {
   const subgroups = deviceInfo().subgroups;
-  const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(pixels, cout, images, true) : null;
+  const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(rows, cout, groups, true) : null;
   const tileO = tiled ? 8 * tiled[1] : cout <= 4 ? 4 : cout <= 8 ? 8 : 16;
   return { tileO, tileP: 4, subgroups, tiled, channelMultiple: subgroups ? SUBGROUP : 4 };
 }
@@ -114,7 +114,7 @@ function gemm(
     for (const q of grids) {
       const pixels = q.grid[0] * q.grid[1];
       const [tm, tn] = tiles.tiled ?? [tiles.tileP * lanes, 0];
-      const blocks = Math.ceil(pixels / tm);
+      const blocks = Math.ceil(((tiles.tiled ? nb : 1) * pixels) / tm);
       const uniforms = GCONV_U.pack({
         bOff, nb, ha, wa, gh: q.grid[0], gw: q.grid[1], c4: cinPad / 4, cout, cs: coutPad / 4, groups: g.groups,
         hwb: hb * wb, wb, cb: g.groups * cout, blocks, tilesO: coutPad / tiles.tileO, kk: g.kh * g.kw, hasBias: bias ? 1 : 0,
@@ -122,7 +122,7 @@ function gemm(
         nky: q.rows.n, nkx: q.cols.n, kw: g.kw, ky0: q.rows.k0, kys: q.rows.ks, kx0: q.cols.k0, kxs: q.cols.ks,
         dy0: q.rows.d0, dys: q.rows.ds, dx0: q.cols.d0, dxs: q.cols.ds,
       });
-      const tasks = nb * g.groups * (coutPad / tiles.tileO) * blocks;
+      const tasks = (tiles.tiled ? 1 : nb) * g.groups * (coutPad / tiles.tileO) * blocks;
       dispatch({
         name, detail: g.detail, code: tiles.tiled ? tiledGconvKernel(tm, tn) : gconvKernel(tiles),
         workgroups: tiles.tiled ? tasks : wgs(tasks * lanes), buffers: [ar, wt.buffer, (bias ?? wt).buffer, br], uniforms,
@@ -162,7 +162,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, g: Geo): Tensor {
     depthwiseForward(x, w, bias, out, g, grid);
     return out;
   }
-  const tiles = gemmTiles(g.opg, g.oh * g.ow, g.n * g.groups);
+  const tiles = gemmTiles(g.opg, g.n * g.oh * g.ow, g.groups);
   const coutPad = roundUp(g.opg, tiles.tileO);
   if (tiles.tiled && g.cpg <= 4 && g.kh * g.kw > 1) {
     // Few input channels: reduce over taps × channels of the patches, one tap of the GEMM.
@@ -190,7 +190,7 @@ function backwardData(dy: Tensor, w: Tensor, g: Geo): Tensor {
     depthwiseGradInput(dy, w, dx, g, ps);
     return dx;
   }
-  const tiles = gemmTiles(g.cpg, Math.max(...ps.map((p) => p.grid[0] * p.grid[1])), g.n * g.groups);
+  const tiles = gemmTiles(g.cpg, g.n * Math.max(...ps.map((p) => p.grid[0] * p.grid[1])), g.groups);
   const cinPad = roundUp(g.opg, tiles.channelMultiple);
   const wt = arrange(w, g, 'data', cinPad, roundUp(g.cpg, tiles.tileO));
   gemm('conv2d_grad_input', g, channelsLast(g, dy, [g.opg, g.oh, g.ow], cinPad), dx, [g.cpg, g.h, g.w], wt, tiles, null, ps);
