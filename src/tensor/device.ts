@@ -285,7 +285,7 @@ export function dispatch(d: Dispatch): void {
   for (const b of d.buffers) {
     const size = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
     if (size > r.info.limits.maxStorageBufferBindingSize) {
-      throw new Error(`${d.name} ${d.detail ?? ''}: a buffer of ${size} bytes exceeds the device's storage binding limit (${r.info.limits.maxStorageBufferBindingSize} bytes); this op does not split its work yet`);
+      throw new Error(`${d.name} ${d.detail ?? ''}: a binding of ${size} bytes exceeds the device's storage binding limit (${r.info.limits.maxStorageBufferBindingSize} bytes); the op must split its work into ranges (tensor/split.ts)`);
     }
   }
   const p = pipeline(r, d);
