@@ -98,7 +98,7 @@ function mmSplit(a: Tensor, b: Tensor, p: MatmulParams, outShape: number[], deta
   const [mk, kn, mn] = [m * k, k * n, m * n];
   const rowsFit = kn <= lim && Math.max(k, n) <= lim;
   const kFits = mn <= lim && Math.max(m, n) <= lim;
-  if (!(mk <= lim && kn <= lim && mn <= lim) && !rowsFit && !kFits && mk <= lim && Math.max(k, m) <= lim) {
+  if (!rowsFit && !kFits && mk <= lim && Math.max(k, m) <= lim) {
     const ct = mm(b, a, !p.transB, !p.transA, opts);
     const c = swapped(ct);
     ct.dispose();
