@@ -1,5 +1,5 @@
 /** The autograd engine, memory management and error reporting of the runtime. */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as nn from '@lib/nn';
 import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
 import { setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount } from '../src/tensor/device.js';
@@ -43,6 +43,22 @@ describe('autograd', () => {
     const z = noGrad(() => x.mul(3));
     expect(z.requiresGrad).toBe(false);
     expect(() => z.sum().backward()).toThrow(/does not require grad/);
+  });
+
+  it('computes no gradient for operands that do not require one', async () => {
+    const dispatches = vi.spyOn(GPUComputePassEncoder.prototype, 'dispatchWorkgroups');
+    const backwardDispatches = (c: nn.Tensor) => {
+      const x = tensor([1, 2, 3], undefined, { requiresGrad: true });
+      const y = x.mul(c);
+      dispatches.mockClear();
+      y.backward(tensor([1, 1, 1]));
+      return dispatches.mock.calls.length;
+    };
+    const both = backwardDispatches(tensor([4, 5, 6], undefined, { requiresGrad: true }));
+    const constant = tensor([4, 5, 6]);
+    expect(backwardDispatches(constant)).toBe(both - 1);
+    expect(constant.grad).toBeNull();
+    dispatches.mockRestore();
   });
 
   it('walks a graph 5,000 ops deep without recursion', async () => {

@@ -105,43 +105,46 @@ export function mapInPlace(name: string, target: Tensor, expr: Expr, operands: O
 
 const tensorsOf = (ops: Operand[]) => ops.filter((o): o is Tensor => o instanceof Tensor);
 
-/** Defines a differentiable element-wise op; `grads` returns one gradient per operand (ignored for numbers). */
-function defineOp(name: string, expr: Expr, grads?: (g: Tensor, out: Tensor, ...ops: Operand[]) => (Tensor | null)[]) {
+/** The gradient for one operand, from the output gradient, the output and the operands. */
+type GradRule = (g: Tensor, out: Tensor, ...ops: Operand[]) => Tensor;
+
+/**
+ * Defines a differentiable element-wise op with one gradient rule per operand (`null`: none flows).
+ * A rule runs only for a tensor operand that requires a gradient, so constants cost nothing.
+ */
+function defineOp(name: string, expr: Expr, grads?: (GradRule | null)[]) {
   return (...ops: Operand[]): Tensor => {
     const out = map(name, expr, ops);
     if (!grads) return out;
-    return record(name, tensorsOf(ops), out, (g) => {
-      const all = grads(g, out, ...ops);
-      return ops.flatMap((o, i) => (o instanceof Tensor ? [all[i]] : []));
-    });
+    return record(name, tensorsOf(ops), out, (g) =>
+      ops.flatMap((o, i) => (o instanceof Tensor ? [o.requiresGrad && grads[i] ? grads[i](g, out, ...ops) : null] : [])),
+    );
   };
 }
 
-export const add: (a: Operand, b: Operand) => Tensor = defineOp('add', (a, b) => `${a} + ${b}`, (g) => [g, g]);
-export const sub: (a: Operand, b: Operand) => Tensor = defineOp('sub', (a, b) => `${a} - ${b}`, (g) => [g, neg(g)]);
-export const mul: (a: Operand, b: Operand) => Tensor = defineOp('mul', (a, b) => `${a} * ${b}`, (g, _o, a, b) => [mul(g, b), mul(g, a)]);
-export const div: (a: Operand, b: Operand) => Tensor = defineOp('div', (a, b) => `${a} / ${b}`, (g, out, _a, b) => [
-  div(g, b),
-  map('div_grad_b', (g, y, b) => `-${g} * ${y} / ${b}`, [g, out, b]),
+export const add: (a: Operand, b: Operand) => Tensor = defineOp('add', (a, b) => `${a} + ${b}`, [(g) => g, (g) => g]);
+export const sub: (a: Operand, b: Operand) => Tensor = defineOp('sub', (a, b) => `${a} - ${b}`, [(g) => g, (g) => neg(g)]);
+export const mul: (a: Operand, b: Operand) => Tensor = defineOp('mul', (a, b) => `${a} * ${b}`, [(g, _o, _a, b) => mul(g, b), (g, _o, a) => mul(g, a)]);
+export const div: (a: Operand, b: Operand) => Tensor = defineOp('div', (a, b) => `${a} / ${b}`, [
+  (g, _o, _a, b) => div(g, b),
+  (g, out, _a, b) => map('div_grad_b', (g, y, b) => `-${g} * ${y} / ${b}`, [g, out, b]),
 ]);
 /** a ** b; the gradient for b uses log(a), so it is defined for a > 0. */
 export const pow: (a: Operand, b: Operand) => Tensor = defineOp(
   'pow',
   // WGSL pow is undefined for a < 0: handle integer exponents of negative bases explicitly.
   (a, b) => `select(pow(abs(${a}), ${b}) * select(T(1.0), T(-1.0), fract(${b} * 0.5) != T(0.0)), pow(${a}, ${b}), (${a} >= T(0.0)) | (fract(${b}) != T(0.0)))`,
-  (g, out, a, b) => [
-    map('pow_grad_a', (g, a, b) => `${g} * ${b} * select(pow(abs(${a}), ${b} - T(1.0)) * select(T(1.0), T(-1.0), fract((${b} - T(1.0)) * 0.5) != T(0.0)), pow(${a}, ${b} - T(1.0)), (${a} >= T(0.0)) | (fract(${b}) != T(0.0)))`, [g, a, b]),
-    map('pow_grad_b', (g, y, a) => `${g} * ${y} * log(${a})`, [g, out, a]),
+  [
+    (g, _out, a, b) => map('pow_grad_a', (g, a, b) => `${g} * ${b} * select(pow(abs(${a}), ${b} - T(1.0)) * select(T(1.0), T(-1.0), fract((${b} - T(1.0)) * 0.5) != T(0.0)), pow(${a}, ${b} - T(1.0)), (${a} >= T(0.0)) | (fract(${b}) != T(0.0)))`, [g, a, b]),
+    (g, out, a) => map('pow_grad_b', (g, y, a) => `${g} * ${y} * log(${a})`, [g, out, a]),
   ],
 );
-export const maximum: (a: Operand, b: Operand) => Tensor = defineOp('maximum', (a, b) => `max(${a}, ${b})`, (g, _o, a, b) => [
-  map('maximum_grad', (g, a, b) => `${g} * select(select(T(0.0), T(0.5), ${a} == ${b}), T(1.0), ${a} > ${b})`, [g, a, b]),
-  map('maximum_grad', (g, a, b) => `${g} * select(select(T(0.0), T(0.5), ${a} == ${b}), T(1.0), ${a} > ${b})`, [g, b, a]),
-]);
-export const minimum: (a: Operand, b: Operand) => Tensor = defineOp('minimum', (a, b) => `min(${a}, ${b})`, (g, _o, a, b) => [
-  map('minimum_grad', (g, a, b) => `${g} * select(select(T(0.0), T(0.5), ${a} == ${b}), T(1.0), ${a} < ${b})`, [g, a, b]),
-  map('minimum_grad', (g, a, b) => `${g} * select(select(T(0.0), T(0.5), ${a} == ${b}), T(1.0), ${a} < ${b})`, [g, b, a]),
-]);
+/** Gradient of max/min for operand `a` against `b`: all of it where `a` wins, half on ties. */
+const extremeGrad = (name: string, wins: string, g: Tensor, a: Operand, b: Operand) =>
+  map(`${name}_grad`, (g, a, b) => `${g} * select(select(T(0.0), T(0.5), ${a} == ${b}), T(1.0), ${a} ${wins} ${b})`, [g, a, b]);
+
+export const maximum: (a: Operand, b: Operand) => Tensor = defineOp('maximum', (a, b) => `max(${a}, ${b})`, [(g, _o, a, b) => extremeGrad('maximum', '>', g, a, b), (g, _o, a, b) => extremeGrad('maximum', '>', g, b, a)]);
+export const minimum: (a: Operand, b: Operand) => Tensor = defineOp('minimum', (a, b) => `min(${a}, ${b})`, [(g, _o, a, b) => extremeGrad('minimum', '<', g, a, b), (g, _o, a, b) => extremeGrad('minimum', '<', g, b, a)]);
 
 const compare = (name: string, opr: string) =>
   defineOp(name, (a, b) => `select(T(0.0), T(1.0), ${a} ${opr} ${b})`) as (a: Operand, b: Operand) => Tensor;
@@ -156,23 +159,27 @@ export const eq = compare('eq', '==');
 export const where: (cond: Tensor, a: Operand, b: Operand) => Tensor = defineOp(
   'where',
   (c, a, b) => `select(${b}, ${a}, ${c} != T(0.0))`,
-  (g, _o, c) => [null, map('where_grad_a', (g, c) => `select(T(0.0), ${g}, ${c} != T(0.0))`, [g, c]), map('where_grad_b', (g, c) => `select(${g}, T(0.0), ${c} != T(0.0))`, [g, c])],
+  [
+    null,
+    (g, _o, c) => map('where_grad_a', (g, c) => `select(T(0.0), ${g}, ${c} != T(0.0))`, [g, c]),
+    (g, _o, c) => map('where_grad_b', (g, c) => `select(${g}, T(0.0), ${c} != T(0.0))`, [g, c]),
+  ],
 );
 
-export const neg: (x: Tensor) => Tensor = defineOp('neg', (a) => `-${a}`, (g) => [neg(g)]);
-export const exp: (x: Tensor) => Tensor = defineOp('exp', (a) => `exp(${a})`, (g, y) => [mul(g, y)]);
-export const log: (x: Tensor) => Tensor = defineOp('log', (a) => `log(${a})`, (g, _y, x) => [div(g, x)]);
-export const sqrt: (x: Tensor) => Tensor = defineOp('sqrt', (a) => `sqrt(${a})`, (g, y) => [map('sqrt_grad', (g, y) => `${g} * 0.5 / ${y}`, [g, y])]);
-export const rsqrt: (x: Tensor) => Tensor = defineOp('rsqrt', (a) => `inverseSqrt(${a})`, (g, y) => [map('rsqrt_grad', (g, y) => `-0.5 * ${g} * ${y} * ${y} * ${y}`, [g, y])]);
-export const abs: (x: Tensor) => Tensor = defineOp('abs', (a) => `abs(${a})`, (g, _y, x) => [map('abs_grad', (g, x) => `${g} * sign(${x})`, [g, x])]);
-export const square: (x: Tensor) => Tensor = defineOp('square', (a) => `${a} * ${a}`, (g, _y, x) => [map('square_grad', (g, x) => `2.0 * ${g} * ${x}`, [g, x])]);
-export const relu: (x: Tensor) => Tensor = defineOp('relu', (a) => `max(${a}, T(0.0))`, (g, y) => [map('relu_grad', (g, y) => `select(T(0.0), ${g}, ${y} > T(0.0))`, [g, y])]);
-export const sigmoid: (x: Tensor) => Tensor = defineOp('sigmoid', (a) => `1.0 / (1.0 + exp(-${a}))`, (g, y) => [map('sigmoid_grad', (g, y) => `${g} * ${y} * (1.0 - ${y})`, [g, y])]);
+export const neg: (x: Tensor) => Tensor = defineOp('neg', (a) => `-${a}`, [(g) => neg(g)]);
+export const exp: (x: Tensor) => Tensor = defineOp('exp', (a) => `exp(${a})`, [(g, y) => mul(g, y)]);
+export const log: (x: Tensor) => Tensor = defineOp('log', (a) => `log(${a})`, [(g, _y, x) => div(g, x)]);
+export const sqrt: (x: Tensor) => Tensor = defineOp('sqrt', (a) => `sqrt(${a})`, [(g, y) => map('sqrt_grad', (g, y) => `${g} * 0.5 / ${y}`, [g, y])]);
+export const rsqrt: (x: Tensor) => Tensor = defineOp('rsqrt', (a) => `inverseSqrt(${a})`, [(g, y) => map('rsqrt_grad', (g, y) => `-0.5 * ${g} * ${y} * ${y} * ${y}`, [g, y])]);
+export const abs: (x: Tensor) => Tensor = defineOp('abs', (a) => `abs(${a})`, [(g, _y, x) => map('abs_grad', (g, x) => `${g} * sign(${x})`, [g, x])]);
+export const square: (x: Tensor) => Tensor = defineOp('square', (a) => `${a} * ${a}`, [(g, _y, x) => map('square_grad', (g, x) => `2.0 * ${g} * ${x}`, [g, x])]);
+export const relu: (x: Tensor) => Tensor = defineOp('relu', (a) => `max(${a}, T(0.0))`, [(g, y) => map('relu_grad', (g, y) => `select(T(0.0), ${g}, ${y} > T(0.0))`, [g, y])]);
+export const sigmoid: (x: Tensor) => Tensor = defineOp('sigmoid', (a) => `1.0 / (1.0 + exp(-${a}))`, [(g, y) => map('sigmoid_grad', (g, y) => `${g} * ${y} * (1.0 - ${y})`, [g, y])]);
 // tanh of a large argument overflows exp inside some drivers' tanh; it is ±1 to f32 precision beyond 15.
-export const tanh: (x: Tensor) => Tensor = defineOp('tanh', (a) => `tanh(clamp(${a}, T(-15.0), T(15.0)))`, (g, y) => [map('tanh_grad', (g, y) => `${g} * (1.0 - ${y} * ${y})`, [g, y])]);
+export const tanh: (x: Tensor) => Tensor = defineOp('tanh', (a) => `tanh(clamp(${a}, T(-15.0), T(15.0)))`, [(g, y) => map('tanh_grad', (g, y) => `${g} * (1.0 - ${y} * ${y})`, [g, y])]);
 /** x · sigmoid(x); the backward recomputes sigmoid from x in one kernel instead of keeping it. */
-export const silu: (x: Tensor) => Tensor = defineOp('silu', (a) => `${a} / (1.0 + exp(-${a}))`, (g, _y, x) => [
-  map('silu_grad', (g, x) => `${g} * (1.0 + ${x} * (1.0 - 1.0 / (1.0 + exp(-${x})))) / (1.0 + exp(-${x}))`, [g, x]),
+export const silu: (x: Tensor) => Tensor = defineOp('silu', (a) => `${a} / (1.0 + exp(-${a}))`, [
+  (g, _y, x) => map('silu_grad', (g, x) => `${g} * (1.0 + ${x} * (1.0 - 1.0 / (1.0 + exp(-${x})))) / (1.0 + exp(-${x}))`, [g, x]),
 ]);
 
 /** Clamps to [min, max]; either bound may be omitted. The gradient passes where the input was inside. */
@@ -184,4 +191,4 @@ export function clamp(x: Tensor, min = -3.4e38, max = 3.4e38): Tensor {
 }
 
 /** A copy with its own buffer (differentiable). */
-export const clone: (x: Tensor) => Tensor = defineOp('clone', (a) => a, (g) => [g]);
+export const clone: (x: Tensor) => Tensor = defineOp('clone', (a) => a, [(g) => g]);
