@@ -1,14 +1,16 @@
 /**
- * Grouped 2-D convolution as an implicit GEMM (no im2col buffer), float32.
+ * Grouped 2-D convolution as an implicit GEMM, float32.
  *
  * The operand that is reduced over channels is first packed ([image][group][pixel][channel], channels
- * zero-padded) so that channels are contiguous: four of them are one vec4 load. `gconvKernel` then
- * serves the forward pass and the data gradient: for every position of an output grid it sums over
- * taps and packed channels of A[position·stride + tap offset] · W. The data gradient runs it once per
- * stride phase (input pixels equal modulo the stride), where only the taps that land on an output
- * pixel take part, so no zeros are inserted. A thread keeps `tileO` output channels × `tileP`
- * positions in registers; with subgroups, 8 lanes take adjacent positions and share the weights
- * (each lane loads one channel's and the others read them by shuffle). The weight gradient is the
+ * zero-padded) so that channels are contiguous: four of them are one vec4 load; with few input
+ * channels the forward packs patches instead (`patchKernel`, im2col). `tiledGconvKernel` (subgroups,
+ * 16+ output channels) and `gconvKernel` (the rest) then serve the forward pass and the data
+ * gradient: for every position of an output grid they sum over taps and packed channels of
+ * A[position·stride + tap offset] · W. The data gradient runs once per stride phase (input pixels
+ * equal modulo the stride), where only the taps that land on an output pixel take part, so no zeros
+ * are inserted. `gconvKernel` keeps `tileO` output channels × `tileP` positions per thread; with
+ * subgroups, 8 lanes take adjacent positions and share the weights (each lane loads one channel's and
+ * the others read them by shuffle). `tiledGconvKernel` is the matmul kernel's tiling. The weight gradient is the
  * same GEMM with the reduction over pixels. Lavapipe turns each storage load into per-lane loads with
  * bounds checks, so loads per FMA is what counts; workgroup shared memory would only add loads.
  *

@@ -1,7 +1,8 @@
 /**
  * `conv2d` with PyTorch semantics (NCHW, weight [out, in/groups, kh, kw]) and its three gradients,
- * each its own kernel: the forward and the data gradient are the implicit-GEMM kernel of
- * shaders/conv.ts (the data gradient once per stride phase), the weight gradient a split reduction
+ * each its own kernel: the forward and the data gradient are the implicit-GEMM kernels of
+ * shaders/conv.ts (the data gradient once per stride phase; 1x1 stride-1 convolutions a batched
+ * matmul on the NCHW layout), the weight gradient a split reduction
  * over images and pixels, the bias gradient a per-channel sum. Depthwise convolutions
  * (groups = input channels) go to depthwise.ts.
  *
@@ -29,6 +30,9 @@ export { samePadding, type Conv2dOptions, type Conv2dPadding } from './conv-geom
 /** Output channels per group from which the subgroup GEMM takes the matmul kernel's tiling (`tiledGconvKernel`). */
 const TILED_MIN_COUT = 16;
 
+/** Output channels per thread of `gconvKernel` and `weightGradKernel`. */
+const threadTileO = (cout: number) => (cout <= 4 ? 4 : cout <= 8 ? 8 : 16);
+
 /**
  * Register tile and subgroup use of the implicit GEMM for `cout` output channels per group and up to
  * `rows` output positions (all images) per group. `tiled`: [positions, channels per
@@ -38,7 +42,7 @@ const TILED_MIN_COUT = 16;
 function gemmTiles(cout: number, rows: number, groups: number) {
   const subgroups = deviceInfo().subgroups;
   const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(rows, cout, groups, true) : null;
-  const tileO = tiled ? 8 * tiled[1] : cout <= 4 ? 4 : cout <= 8 ? 8 : 16;
+  const tileO = tiled ? 8 * tiled[1] : threadTileO(cout);
   return { tileO, tileP: 4, subgroups, tiled, channelMultiple: subgroups ? SUBGROUP : 4 };
 }
 
@@ -203,7 +207,7 @@ function backwardWeight(x: Tensor, dy: Tensor, g: Geo, wShape: number[]): Tensor
   const yPer = g.o * g.oh * g.ow;
   const kk = g.kh * g.kw;
   if (g.depthwise) return depthwiseGradWeight(x, dy, g, wShape);
-  const tileO = g.opg <= 4 ? 4 : g.opg <= 8 ? 8 : 16;
+  const tileO = threadTileO(g.opg);
   const cpgPad = roundUp(g.cpg, 4);
   const opgPad = roundUp(g.opg, tileO);
   const sizes = [xPer, yPer, g.groups * g.h * g.w * cpgPad, g.groups * g.oh * g.ow * opgPad];
