@@ -1,7 +1,7 @@
 /** `linear` (y = x·Wᵀ + b) with PyTorch semantics and its backward, on the matmul kernel's transposed operands. */
-import { noGrad, record } from '../../tensor/autograd.js';
+import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { broadcastOperand, map, mm, sum } from '../../tensor/ops/index.js';
+import { map, mm, sum } from '../../tensor/ops/index.js';
 
 /**
  * Like `torch.nn.functional.linear`: x [..., in], weight [out, in], optional bias [out]; returns
@@ -21,10 +21,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const x2 = Tensor.view(x, [rows, inF]);
   const y2 = mm(x2, weight, false, true);
   x2.dispose();
-  const bb = b && noGrad(() => broadcastOperand(b, y2.shape));
-  const yb = bb ? map('linear_bias', (y, c) => `${y} + ${c}`, [y2, bb]) : y2;
+  const yb = b ? map('linear_bias', (y, c) => `${y} + ${c}`, [y2, b]) : y2;
   if (yb !== y2) y2.dispose();
-  if (bb !== b) bb?.dispose();
   const out = Tensor.view(yb, outShape);
   yb.dispose();
   return record('linear', b ? [x, weight, b] : [x, weight], out, (g) => {

@@ -7,7 +7,6 @@ import { Tensor } from '../../tensor/tensor.js';
 import { tensor } from '../../tensor/ops/creation.js';
 import { broadcastShapes, map } from '../../tensor/ops/elementwise.js';
 import { mean, sum } from '../../tensor/ops/reduce.js';
-import { broadcastOperand } from '../../tensor/ops/shape.js';
 import {
   bceBackwardKernel, bceKernel, crossEntropyBackwardKernel, crossEntropyKernel, crossEntropyReduceKernel, type BceShapes,
 } from '../../shaders/loss.js';
@@ -212,9 +211,7 @@ export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduc
   const out = reduceLoss(map(op, (a, b) => `(${a} - ${b}) * (${a} - ${b})`, [input, target]), reduction);
   const scale = 2 * (reduction === 'mean' ? 1 / Math.max(input.numel, 1) : 1);
   return record(op, [input, target], out, (g) => {
-    const gb = broadcastOperand(g, input.shape);
-    const dx = map(`${op}_backward`, (gv, a, b, s) => `${gv} * ${s} * (${a} - ${b})`, [gb, input, target, scale]);
-    if (gb !== g) gb.dispose();
+    const dx = map(`${op}_backward`, (gv, a, b, s) => `${gv} * ${s} * (${a} - ${b})`, [g, input, target, scale]);
     return [dx, target.requiresGrad ? map(`${op}_backward_target`, (v) => `-${v}`, [dx]) : null];
   });
 }

@@ -5,7 +5,8 @@
 import { dispatch, maxBindingSize } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
-import { mapKernel } from '../../shaders/elementwise.js';
+import { SPLIT_UNIFORM_WORDS, broadcastStrides, mapKernel, splitMapKernel } from '../../shaders/elementwise.js';
+import { bindRange, chunkElements, forRanges } from '../split.js';
 
 export type Operand = Tensor | number;
 
@@ -53,32 +54,73 @@ function uniformOf(scalars: number[]): Float32Array | undefined {
 
 /**
  * Records an element-wise kernel over `tensors` into `out`. Work whose buffers exceed one storage
- * binding is split into ranges of the flat index, which needs every tensor at the output's shape.
+ * binding is split into ranges of the flat output index: with every operand at the output's shape,
+ * by plain sub-range bindings; with broadcasting, by `splitMapKernel`, each operand bound over the
+ * range its elements for the chunk span (never longer than the chunk, since broadcasting only repeats).
  */
-/** Throws before allocating when the work needs splitting but cannot be split (broadcasting). */
-function checkSplittable(name: string, tensors: Tensor[], outShape: number[]): void {
-  const numel = outShape.reduce((a, b) => a * b, 1);
-  if (numel * 4 > maxBindingSize() && tensors.some((t) => t.numel !== numel)) {
-    throw new Error(`${name}: shapes ${tensors.map((t) => `[${t.shape}]`).join(' ')} broadcast to [${outShape}], larger than one storage binding (${maxBindingSize()} bytes); only same-shape operands are split`);
-  }
-}
-
 function runMap(name: string, code: string, tensors: Tensor[], outShape: number[], scalars: number[], out: Tensor, inPlace: boolean): void {
   const shapes = tensors.map((t) => t.shape);
   const detail = [...(inPlace ? [outShape] : []), ...shapes].map((s) => `[${s}]`).join(' ');
   const numel = out.numel;
-  const limit = Math.floor(maxBindingSize() / 4 / 1024) * 1024; // elements per range, offsets 256-byte aligned
-  if (numel <= limit) {
+  const limit = maxBindingSize();
+  if (numel * 4 <= limit) {
     const k = mapKernel(code, shapes, outShape, scalars.length > 0, inPlace);
     dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map((t) => t.buffer), out.buffer], uniforms: uniformOf(scalars) });
     return;
   }
-  for (let start = 0; start < numel; start += limit) {
-    const len = Math.min(limit, numel - start);
-    const range = (t: Tensor) => ({ buffer: t.buffer, offset: start * 4, size: len * 4 });
-    const k = mapKernel(code, shapes.map(() => [len]), [len], scalars.length > 0, inPlace);
-    dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map(range), range(out)], uniforms: uniformOf(scalars) });
+  if (tensors.every((t) => t.numel === numel)) {
+    forRanges(numel, (start, len) => {
+      const range = (t: Tensor) => ({ buffer: t.buffer, offset: start * 4, size: len * 4 });
+      const k = mapKernel(code, shapes.map(() => [len]), [len], scalars.length > 0, inPlace);
+      dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map(range), range(out)], uniforms: uniformOf(scalars) });
+    });
+    return;
   }
+  const kernel = splitMapKernel(code, shapes, outShape, inPlace);
+  const strides = shapes.map((s) => broadcastStrides(s, outShape));
+  for (const [start, len] of blockChunks(outShape, chunkElements())) {
+    const words = new Uint32Array(SPLIT_UNIFORM_WORDS);
+    new Float32Array(words.buffer).set(scalars);
+    const [outRange, outDelta] = bindRange(out, start, len);
+    words.set([start, len, start - outDelta], 4);
+    const bindings = tensors.map((t, k) => {
+      if (t.numel * 4 <= limit) return t.buffer;
+      const lo = offsetOf(start, outShape, strides[k]);
+      const [range, delta] = bindRange(t, lo, offsetOf(start + len - 1, outShape, strides[k]) - lo + 1);
+      words[7 + k] = lo - delta;
+      return range;
+    });
+    dispatch({ name, detail, code: kernel, workgroups: Math.ceil(len / 64), buffers: [...bindings, outRange], uniforms: words });
+  }
+}
+
+/**
+ * [start, length] ranges of at most `chunk` elements over a row-major `shape` that are runs of whole
+ * blocks of the trailing dims: within such a run every broadcast operand's offsets grow with the
+ * output index, so it spans [offset of the first, offset of the last] and no more than the run.
+ */
+function blockChunks(shape: number[], chunk: number): [number, number][] {
+  let d = 0;
+  const after = (k: number) => shape.slice(k + 1).reduce((x, y) => x * y, 1);
+  while (after(d) > chunk) d++;
+  const inner = after(d);
+  const per = Math.floor(chunk / inner);
+  const outer = shape.slice(0, d).reduce((x, y) => x * y, 1);
+  const ranges: [number, number][] = [];
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < shape[d]; j += per) ranges.push([(o * shape[d] + j) * inner, (Math.min(per, shape[d] - j)) * inner]);
+  }
+  return ranges;
+}
+
+/** The offset of output element `i` in an operand with broadcast `strides` over `shape`. */
+function offsetOf(i: number, shape: number[], strides: number[]): number {
+  let off = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    off += (i % shape[d]) * strides[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return off;
 }
 
 /** Runs an element-wise kernel without recording autograd. `expr` builds WGSL from the operands' names. */
@@ -86,7 +128,6 @@ export function map(name: string, expr: Expr, operands: Operand[]): Tensor {
   const { tensors, scalars, names } = operandCode(operands);
   if (!tensors.length) throw new Error(`${name}: needs at least one tensor operand`);
   const outShape = broadcastShapes(name, ...tensors.map((t) => t.shape));
-  checkSplittable(name, tensors, outShape);
   const out = Tensor.empty(outShape, name);
   if (out.numel > 0) runMap(name, expr(...names), tensors, outShape, scalars, out, false);
   return out;
@@ -99,7 +140,6 @@ export function mapInPlace(name: string, target: Tensor, expr: Expr, operands: O
   if (outShape.join() !== target.shape.join()) {
     throw new Error(`${name}: in-place result of shape [${outShape}] does not fit target [${target.shape}]`);
   }
-  checkSplittable(name, [target, ...tensors], target.shape);
   if (target.numel > 0) runMap(name, expr('t', ...names), tensors, target.shape, scalars, target, true);
 }
 

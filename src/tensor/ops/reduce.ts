@@ -6,7 +6,7 @@ import { balancedChunk, bindRange, chunkElements, fitsBinding } from '../split.j
 import { WG } from '../../shaders/common.js';
 import { REDUCE_CHUNK_U, mergeDims, reduceChunkKernel, reduceKernel, type ReduceOp, type Run } from '../../shaders/reduce.js';
 import { div, eq, exp, log, mapInPlace, mul, square, sub } from './elementwise.js';
-import { broadcastOperand, expand, normDim, reshape } from './shape.js';
+import { expand, normDim, reshape } from './shape.js';
 
 /** Sorted, unique, non-negative dims; all dims when `dim` is undefined. */
 export function normDims(op: string, dim: number | number[] | undefined, ndim: number): number[] {
@@ -154,9 +154,9 @@ function extreme(op: 'max' | 'min', x: Tensor, dim: number | number[] | undefine
   const out = finish(kept, x, dims, keepdim);
   // The gradient is shared equally between tied extremes (like torch.amax).
   return record(op, [x], out, (g) => {
-    const mask = eq(x, broadcastOperand(reshape(out, kept.shape), x.shape));
+    const mask = eq(x, reshape(out, kept.shape));
     const ties = sumLike('sum', mask, dims, true, false);
-    return [div(mul(mask, broadcastOperand(reshape(g, kept.shape), x.shape)), broadcastOperand(ties, x.shape))];
+    return [div(mul(mask, reshape(g, kept.shape)), ties)];
   });
 }
 /** Maximum over `dim` (all dims by default); values only — see `argmax` for positions. */
@@ -168,7 +168,7 @@ export const min = (x: Tensor, dim?: number | number[], keepdim = false) => extr
 export function variance(x: Tensor, dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
   const dims = normDims('var', dim, x.ndim);
   const n = numelOf(dims.map((d) => x.shape[d]));
-  const centered = sub(x, broadcastOperand(mean(x, dims, true), x.shape));
+  const centered = sub(x, mean(x, dims, true));
   const ss = sum(square(centered), dims, opts.keepdim ?? false);
   return mul(ss, 1 / Math.max(n - ((opts.unbiased ?? true) ? 1 : 0), 1));
 }
@@ -191,21 +191,19 @@ export const argmin = (x: Tensor, dim?: number, keepdim = false) => argExtreme('
 function shifted(x: Tensor, dim: number): Tensor {
   const d = normDim('softmax', dim, x.ndim);
   const m = reduceRaw('max', x, [d]);
-  const mb = broadcastOperand(m, x.shape);
-  const out = sub(x, mb);
+  const out = sub(x, m);
   m.dispose();
-  if (mb !== m) mb.dispose();
   return out;
 }
 
 /** exp(x) / Σ exp(x) along `dim`, computed stably. */
 export function softmax(x: Tensor, dim: number): Tensor {
   const e = exp(shifted(x, dim));
-  return div(e, broadcastOperand(sum(e, dim, true), x.shape));
+  return div(e, sum(e, dim, true));
 }
 
 /** log(softmax(x)) along `dim`, computed stably. */
 export function logSoftmax(x: Tensor, dim: number): Tensor {
   const z = shifted(x, dim);
-  return sub(z, broadcastOperand(log(sum(exp(z), dim, true)), x.shape));
+  return sub(z, log(sum(exp(z), dim, true)));
 }

@@ -2,7 +2,7 @@
  * Shape and data-movement ops. Reshapes share the buffer; permute, expand and slice are one strided
  * gather; cat and pad are strided scatters into a new buffer. Each backward is another movement op.
  */
-import { dispatch, maxBindingSize } from '../device.js';
+import { dispatch } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
 import { WG } from '../../shaders/common.js';
@@ -128,14 +128,6 @@ function gather(name: string, x: Tensor, outShape: number[], strides: number[], 
 /** Writes all of `src` into `out` at `base + Σ coord·strides` (no autograd). */
 function scatter(name: string, src: Tensor, out: Tensor, strides: number[], base: number): void {
   stridedCopy(name, 'scatter', src, out, src.shape, strides, base);
-}
-
-/**
- * `x` as an operand of an element-wise op whose result has `shape`: `x` itself while that result fits
- * one binding, otherwise materialised at `shape`, because element-wise ops split only same-shape operands.
- */
-export function broadcastOperand(x: Tensor, shape: number[]): Tensor {
-  return numelOf(shape) * 4 <= maxBindingSize() || x.shape.join() === shape.join() ? x : expand(x, shape);
 }
 
 export function permute(x: Tensor, dims: number[]): Tensor {
