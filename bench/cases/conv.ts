@@ -1,8 +1,8 @@
 /**
  * Convolutions (dense and depthwise): forward, gradient w.r.t. the input and w.r.t. the weight.
- * Ours run through autograd — the backward of Σ y·r for a fixed random r, the forward done untimed
- * before each iteration — so the timed part is the backward alone (plus the two small
- * element-wise kernels of the weighted sum). tfjs runs the kernels its own autograd would
+ * Ours run through autograd — `y.backward(r)` for a fixed random r, the forward done untimed before
+ * each iteration — so the timed part is the backward alone (plus one copy of r, which the engine
+ * takes as the seed gradient). tfjs runs the kernels its own autograd would
  * (Conv2DBackpropInput/Filter, DepthwiseConv2dNativeBackpropInput/Filter) with dy = r.
  */
 import { nn, synchronize, tensor, tidy, type Tensor } from '@lib/nn';
@@ -95,12 +95,10 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
     return tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
   };
 
-  // Ours: the graph of Σ conv(x, w)·r, built before each timed backward.
+  // Ours: y = conv(x, w), built before each timed backward with output gradient r.
   let graph: Tensor[] = [];
   const build = () => {
-    const y = conv2d(x, w, null, opts);
-    const prod = y.mul(r);
-    graph = [y, prod, prod.sum()];
+    graph = [conv2d(x, w, null, opts)];
   };
   const leaf = pass === 'backward-data' ? x : w;
   const release = () => {
@@ -117,7 +115,7 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
       return out;
     }
     build();
-    graph[2].backward();
+    graph[0].backward(r);
     const out = await leaf.grad!.data();
     release();
     return out;
@@ -128,7 +126,7 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
       ? { fn: async (pacer) => { tidy(() => { conv2d(x, w, null, opts); }); await syncOurs(pacer); } }
       : {
         beforeEach: async () => { build(); await synchronize(); },
-        fn: async (pacer) => { graph[2].backward(); await syncOurs(pacer); },
+        fn: async (pacer) => { graph[0].backward(r); await syncOurs(pacer); },
         afterEach: release,
       },
     theirs: { fn: async (pacer) => { const y = theirsRun(); await syncTf(y, pacer); y.dispose(); } },
