@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll, afterEach } from 'vitest';
+import { describe, it, beforeAll, afterEach } from 'vitest';
 import { init, tidy, Tensor } from '@lib/nn';
 import { conv2d, samePadding, type Conv2dOptions } from '../src/nn/functional/index.js';
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
