@@ -180,5 +180,5 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     return reshape(r, r.shape.slice(0, -1));
   }
   const out = mm(a, b);
-  return record('matmul', [a, b], out, (g) => [mm(g, b, false, true), mm(a, g, true, false)]);
+  return record('matmul', [a, b], out, (g) => [a.requiresGrad ? mm(g, b, false, true) : null, b.requiresGrad ? mm(a, g, true, false) : null]);
 }

@@ -217,7 +217,7 @@ export function cat(xs: Tensor[], dim = 0): Tensor {
     scatter('cat', x, out, st, off * st[d]);
     off += x.shape[d];
   }
-  return record('cat', xs, out, (g) => xs.map((x, i) => slice(g, d, offsets[i], offsets[i] + x.shape[d])));
+  return record('cat', xs, out, (g) => xs.map((x, i) => (x.requiresGrad ? slice(g, d, offsets[i], offsets[i] + x.shape[d]) : null)));
 }
 
 /** Stacks equally shaped tensors along a new dim. */
