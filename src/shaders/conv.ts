@@ -176,17 +176,6 @@ export interface GconvParams {
  * Bindings A (packed chunk, vec4), WT (vec4), bias (read when u.hasBias is 1; any buffer otherwise),
  * B (at element offset u.bOff), uniforms.
  */
-// NOTE FROM THE LEAD (21:55 UTC) to the engineer speeding up this file; delete this note once handled.
-// A profile of whole training steps at 64x64 (bench "train step" cases, the X-ray example default)
-// shows the conv time there is dominated by SMALL spatial sizes, not the 56x56 bench shapes:
-// ResNet-18 layer4 conv [8,512,2,2] 512->512 3x3 takes 241 ms forward (0.6 GFLOP/s), 232 ms data
-// gradient, 84 ms weight gradient; EfficientNet-B0 1x1 convs at 2x2 and 4x4 (e.g. [8,1152,2,2] -> 320)
-// are its top kernels. Cause: gconv gives each subgroup 8 lanes x tileP positions of ONE image, so at
-// 2x2 (4 pixels) 7 of 8 lanes compute clamped duplicates, at 4x4 half of them. Please fold the batch
-// into the position dimension (positions = nb * gh * gw, each position decoding its own image) or
-// otherwise keep lanes busy for small images (e.g. split the reduction over channels/taps when
-// positions are few). conv2d/conv2d_grad_input/conv2d_grad_weight/pack are ~75% of those steps.
-// The training-step targets (>= 4x tfjs) depend on this more than on the 56x56 cases.
 export function gconvKernel(p: GconvParams): string {
   const TP = p.tileP;
   const lanes = p.subgroups ? SUBGROUP : 1;
