@@ -65,6 +65,8 @@ const CASES: Case[] = [
   { name: '1x1 vec4 path', x: [3, 6, 4, 6], o: 9, k: 1, opts: {} },
   { name: '1x1 without bias (a batched matmul both ways)', x: [3, 6, 5, 5], o: 9, k: 1, opts: {}, bias: false },
   { name: '1x1 stride 2 (downsample)', x: [3, 6, 7, 7], o: 5, k: 1, opts: { stride: 2 }, bias: false },
+  { name: '1x1 on 2x2 images (weight gradient as one matmul over the batch)', x: [5, 12, 2, 2], o: 20, k: 1, opts: {}, bias: false },
+  { name: '1x1 on 3x3 images with bias', x: [3, 7, 3, 3], o: 18, k: 1, opts: {} },
   { name: '7x7 stride 2 pad 3 (stem)', x: [1, 3, 13, 13], o: 6, k: 7, opts: { stride: 2, padding: 3 } },
   { name: 'stride [2,1] dilation [1,2]', x: [1, 3, 11, 13], o: 5, k: 3, opts: { stride: [2, 1], dilation: [1, 2], padding: [1, 2] } },
   { name: 'kernel wider than stride 3', x: [3, 5, 11, 11], o: 6, k: 2, opts: { stride: 3 } },

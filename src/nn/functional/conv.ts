@@ -12,7 +12,7 @@
 import { deviceInfo, dispatch } from '../../tensor/device.js';
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { zeros } from '../../tensor/ops/index.js';
+import { permute, zeros } from '../../tensor/ops/index.js';
 import { mm } from '../../tensor/ops/matmul.js';
 import {
   ARRANGE_U, BIAS_U, GCONV_U, PACK_U, PATCH_U, SUBGROUP, WGRAD_U,
@@ -138,14 +138,35 @@ function gemm(
 
 // ---------------------------------------------------------------- the op and its gradients
 
+const isPointwise = (g: Geo) => g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.groups === 1 && g.top + g.bottom + g.left + g.right === 0;
+
 /**
  * A 1x1, stride-1, unpadded, ungrouped convolution is a batched matmul on the NCHW layout itself
  * (weight [out, in] times each image's [in, pixels]), which skips packing and the weight re-layout.
- * Taken when the operands fit one binding each (the matmul does not split its work).
+ * Taken for images of at least 16 pixels: the matmul's lanes run along pixels, so smaller images
+ * (EfficientNet's and ResNet's last stages at 64x64) leave most lanes idle, where the tiled GEMM
+ * runs rows across images.
  */
-function isPointwiseMatmul(g: Geo): boolean {
-  const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.groups === 1 && g.top + g.bottom + g.left + g.right === 0;
-  return pointwise && Math.max(g.c, g.o) * g.n * g.h * g.w * 4 <= deviceInfo().limits.maxStorageBufferBindingSize;
+const isPointwiseMatmul = (g: Geo) => isPointwise(g) && g.h * g.w >= 16;
+
+/**
+ * Weight gradient of a pointwise convolution on small images as one matmul, dy as [out, N·pixels]
+ * times x as [in, N·pixels]ᵀ (channel-major copies): the reduction is over every pixel of the batch
+ * instead of a few pixels per image, which the split weight-gradient kernel handles poorly.
+ */
+function pointwiseGradWeight(x: Tensor, dy: Tensor, g: Geo, wShape: number[]): Tensor {
+  const channelMajor = (t: Tensor, c: number) => {
+    const v = Tensor.view(t, [g.n, c, g.h * g.w]);
+    const p = permute(v, [1, 0, 2]);
+    v.dispose();
+    return p;
+  };
+  const [yc, xc] = [channelMajor(dy, g.o), channelMajor(x, g.c)];
+  const [yv, xv] = [Tensor.view(yc, [g.o, g.n * g.h * g.w]), Tensor.view(xc, [g.c, g.n * g.h * g.w])];
+  const prod = mm(yv, xv, false, true);
+  const out = Tensor.view(prod, wShape);
+  for (const t of [yc, xc, yv, xv, prod]) t.dispose();
+  return out;
 }
 
 /** op(weight as [out, in]) times each image of `t` as [channels, pixels], viewed as [N, channels', H, W]. */
@@ -207,6 +228,7 @@ function backwardWeight(x: Tensor, dy: Tensor, g: Geo, wShape: number[]): Tensor
   const yPer = g.o * g.oh * g.ow;
   const kk = g.kh * g.kw;
   if (g.depthwise) return depthwiseGradWeight(x, dy, g, wShape);
+  if (isPointwise(g) && g.h * g.w < 16) return pointwiseGradWeight(x, dy, g, wShape);
   const tileO = threadTileO(g.opg);
   const cpgPad = roundUp(g.cpg, 4);
   const opgPad = roundUp(g.opg, tileO);
