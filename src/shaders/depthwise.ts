@@ -87,6 +87,21 @@ function sweep(p: SweepParams, rows: { h: string; w: string; base: string; y0: s
  * rows; kernel row i at weight row ky0 + i·kys and input offset dy0 + i·dys, column c at kx0 + c·kxs
  * and dx0 + c·dxs (the spacings dys, dxs compiled in).
  */
+/**
+ * Decodes thread `t` into column tile `tx`, row strip [t0, tEnd) of `rows`, channel `ch` (of
+ * `channels`) and image `n` of the chunk; `live` is false for threads past the chunk, which compute on
+ * clamped indices and store nothing.
+ */
+const stripThread = (ch: string, channels: string, rows: string) => `let tx = t % u.tilesX;
+  let r0 = t / u.tilesX;
+  let strip = r0 % u.strips;
+  let r1 = r0 / u.strips;
+  let ${ch} = r1 % ${channels};
+  let live = r1 / ${channels} < u.nb;
+  let n = min(r1 / ${channels}, u.nb - 1u);
+  let t0 = strip * u.th;
+  let tEnd = min(t0 + u.th, ${rows});`;
+
 export const STENCIL_U = uniformLayout(
   ['ca', 'ha', 'wa', 'cb', 'hwb', 'wb', 'gh', 'gw', 'tilesX', 'strips', 'th', 'mult', 'kk', 'kw', 'oy0', 'ox0', 'osy', 'osx',
     'ky0', 'kys', 'dy0', 'kx0', 'kxs', 'dx0'],
@@ -135,15 +150,7 @@ ${buffers([
   ])}
 ${uniformBinding(p.bias ? 4 : 3)}
 ${MAIN}
-  let tx = t % u.tilesX;
-  let r0 = t / u.tilesX;
-  let strip = r0 % u.strips;
-  let r1 = r0 / u.strips;
-  let cb = r1 % u.cb;
-  let live = r1 / u.cb < u.nb;
-  let n = min(r1 / u.cb, u.nb - 1u);
-  let t0 = strip * u.th;
-  let tEnd = min(t0 + u.th, u.gh);
+  ${stripThread('cb', 'u.cb', 'u.gh')}
   ${sw.colSetup}
   let ob = u.bOff + (n * u.cb + cb) * u.hwb + u.ox0;
   ${X.map((x) => `let oq${x} = tx * ${p.tw}u + ${x}u; let ok${x} = live && oq${x} < u.gw; let ox${x} = oq${x} * u.osx;`).join('\n  ')}
@@ -208,15 +215,7 @@ export function dwWeightGradKernel(p: WeightGradParams): string {
 ${buffers([p.inPhase === null ? ['A', 'read'] : ['A4', 'read', 'vec4<f32>'], p.vecDy ? ['DY4', 'read', 'vec4<f32>'] : ['DY', 'read'], ['P', 'read_write']])}
 ${uniformBinding(3)}
 ${MAIN}
-  let tx = t % u.tilesX;
-  let r0 = t / u.tilesX;
-  let strip = r0 % u.strips;
-  let r1 = r0 / u.strips;
-  let oc = r1 % u.o;
-  let live = r1 / u.o < u.nb;
-  let n = min(r1 / u.o, u.nb - 1u);
-  let t0 = strip * u.th;
-  let tEnd = min(t0 + u.th, u.oh);
+  ${stripThread('oc', 'u.o', 'u.oh')}
   ${sw.colSetup}
   let aChan = u.aOff + (n * u.c + oc / u.mult) * u32(u.h * u.w);
   let yb = u.bOff + (n * u.o + oc) * u.oh * u.ow;
