@@ -32,6 +32,28 @@ export function mergeDims(shape: number[], reduced: boolean[]): Run[] {
 const INIT: Record<ReduceOp, string> = { sum: '0.0', max: `-${FLT_MAX}`, min: FLT_MAX, argmax: `-${FLT_MAX}`, argmin: FLT_MAX };
 
 /**
+ * The body of the loop over the outermost reduced index `x0`: nested loops over the other reduced
+ * runs (bounded by `bound`, else their size), each value read at `base` and folded into `acc` (and,
+ * for argmax/argmin, its index `idx`, counted as `argIndex`).
+ */
+function reduceLoop(red: (Run & { bound?: string })[], op: ReduceOp, argIndex: string): string {
+  if ((op === 'argmax' || op === 'argmin') && red.length > 1) throw new Error('argmax/argmin reduce a single dim');
+  const combine = {
+    sum: 'acc += v;',
+    max: 'acc = max(acc, v);',
+    min: 'acc = min(acc, v);',
+    argmax: `if (v > acc) { acc = v; idx = ${argIndex}; }`,
+    argmin: `if (v < acc) { acc = v; idx = ${argIndex}; }`,
+  }[op];
+  if (!red.length) return `let v = src[base];\n    ${combine}`;
+  let loop = `let v = src[${['base', ...red.map((r, k) => `x${k} * ${r.stride}u`)].join(' + ')}];\n    ${combine}`;
+  for (let k = red.length - 1; k >= 1; k--) {
+    loop = `for (var x${k} = 0u; x${k} < ${red[k].bound ?? `${red[k].size}u`}; x${k}++) {\n    ${loop}\n    }`;
+  }
+  return loop;
+}
+
+/**
  * `runs` describe the input; the output has one element per kept coordinate (times `parts`).
  * `scale` multiplies the result (1/n for a mean).
  */
@@ -43,18 +65,7 @@ export function reduceKernel(runs: Run[], op: ReduceOp, parts: number, scale = 1
   const outer = red[0] ?? { size: 1, stride: 0 };
   const chunk = Math.ceil(outer.size / parts);
   const isArg = op === 'argmax' || op === 'argmin';
-  if (isArg && red.length > 1) throw new Error('argmax/argmin reduce a single dim');
-  const combine = {
-    sum: 'acc += v;',
-    max: 'acc = max(acc, v);',
-    min: 'acc = min(acc, v);',
-    argmax: 'if (v > acc) { acc = v; idx = x0; }',
-    argmin: 'if (v < acc) { acc = v; idx = x0; }',
-  }[op];
-  let loop = `let v = src[${['base', ...red.map((r, k) => `x${k} * ${r.stride}u`)].join(' + ')}];\n    ${combine}`;
-  for (let k = red.length - 1; k >= 1; k--) {
-    loop = `for (var x${k} = 0u; x${k} < ${red[k].size}u; x${k}++) {\n    ${loop}\n    }`;
-  }
+  const loop = reduceLoop(red, op, 'x0');
   const result = isArg ? 'f32(idx)' : scale === 1 ? 'acc' : `acc * ${f32(scale)}`;
   const body = `  let o = i / ${parts}u;
   let p = i % ${parts}u;
@@ -63,7 +74,7 @@ export function reduceKernel(runs: Run[], op: ReduceOp, parts: number, scale = 1
   var idx = 0u;
   let hi = min((p + 1u) * ${chunk}u, ${outer.size}u);
   for (var x0 = p * ${chunk}u; x0 < hi; x0++) {
-    ${red.length ? loop : 'let v = src[base];\n    ' + combine}
+    ${loop}
   }
   out[i] = ${result};`;
   const code = `${buffers([['src', 'read'], ['out', 'read_write']])}
@@ -87,16 +98,7 @@ export function reduceChunkKernel(runs: Run[], op: ReduceOp, scale = 1) {
   const sized = runs.map((r, k) => ({ ...r, bound: k === 0 ? 'u.cnt' : `${r.size}u` }));
   const kept = sized.filter((r) => !r.reduced);
   const red = sized.filter((r) => r.reduced);
-  if (isArg && red.length > 1) throw new Error('argmax/argmin reduce a single dim');
-  const combine = {
-    sum: 'acc += v;',
-    max: 'acc = max(acc, v);',
-    min: 'acc = min(acc, v);',
-    argmax: 'if (v > acc) { acc = v; idx = u.idxOff + x0; }',
-    argmin: 'if (v < acc) { acc = v; idx = u.idxOff + x0; }',
-  }[op];
-  let loop = `let v = src[${['base', ...red.map((r, k) => `x${k} * ${r.stride}u`)].join(' + ')}];\n    ${combine}`;
-  for (let k = red.length - 1; k >= 1; k--) loop = `for (var x${k} = 0u; x${k} < ${red[k].bound}; x${k}++) {\n    ${loop}\n    }`;
+  const loop = reduceLoop(red, op, 'u.idxOff + x0');
   const outer = red[0]?.bound ?? '1u';
   const body = `  let o = i / u.parts;
   let p = i % u.parts;
@@ -110,7 +112,7 @@ export function reduceChunkKernel(runs: Run[], op: ReduceOp, scale = 1) {
   let chunk = (${outer} + u.parts - 1u) / u.parts;
   let hi = min((p + 1u) * chunk, ${outer});
   for (var x0 = p * chunk; x0 < hi; x0++) {
-    ${red.length ? loop : 'let v = src[base];\n    ' + combine}
+    ${loop}
   }
   out[j] = ${isArg ? 'f32(idx)' : scale === 1 ? 'acc' : `acc * ${f32(scale)}`};${isArg ? '\n  best[j] = acc;' : ''}`;
   return `${buffers([['src', 'read'], ['out', 'read_write'], ...(isArg ? [['best', 'read_write'] as ['best', 'read_write']] : [])])}

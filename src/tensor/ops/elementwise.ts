@@ -6,7 +6,7 @@ import { dispatch, maxBindingSize } from '../device.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { SPLIT_UNIFORM_WORDS, broadcastStrides, mapKernel, splitMapKernel } from '../../shaders/elementwise.js';
-import { bindRange, chunkElements, forRanges } from '../split.js';
+import { bindRange, chunkElements, forRanges, rangeBinding } from '../split.js';
 
 export type Operand = Tensor | number;
 
@@ -70,7 +70,7 @@ function runMap(name: string, code: string, tensors: Tensor[], outShape: number[
   }
   if (tensors.every((t) => t.numel === numel)) {
     forRanges(numel, (start, len) => {
-      const range = (t: Tensor) => ({ buffer: t.buffer, offset: start * 4, size: len * 4 });
+      const range = (t: Tensor) => rangeBinding(t, start, len);
       const k = mapKernel(code, shapes.map(() => [len]), [len], scalars.length > 0, inPlace);
       dispatch({ name, detail, code: k.code, workgroups: k.workgroups, buffers: [...tensors.map(range), range(out)], uniforms: uniformOf(scalars) });
     });
