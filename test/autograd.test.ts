@@ -2,7 +2,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as nn from '@lib/nn';
 import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
-import { setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount } from '../src/tensor/device.js';
+import { dispatch, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toTexels } from '../src/tensor/device.js';
+import { buffers, texel } from '../src/shaders/common.js';
 
 beforeAll(async () => {
   await init();
@@ -170,6 +171,31 @@ describe('runtime', () => {
     const c = tensor([7, 7, 7, 7]); // likely the same buffer
     expect(Array.from(await b.data())).toEqual([10, 20, 30, 40]);
     expect(Array.from(await c.data())).toEqual([7, 7, 7, 7]);
+  });
+
+  it('copies buffer ranges into texels that kernels read back exactly (partial rows, offsets, pooled textures)', async () => {
+    const copyBack = (vec4s: number) => `${buffers([['T', 'texels'], ['OUT', 'read_write', 'vec4<f32>']])}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x < ${vec4s}u) { OUT[gid.x] = ${texel('T', 'gid.x')}; }
+}`;
+    const before = memoryInfo().liveBytes;
+    // 1024 texels per row: less than a row, whole rows, and whole rows plus a partial one, from offset 0 and 256 bytes.
+    for (const [vec4s, offset] of [[5, 0], [2048, 0], [3000, 256], [3000, 0]]) {
+      const src = nn.arange(offset / 4 + vec4s * 4);
+      const out = nn.Tensor.empty([vec4s * 4]);
+      const t = toTexels({ buffer: src.buffer, offset, size: vec4s * 16 });
+      dispatch({ name: 'texels_test', code: copyBack(vec4s), workgroups: Math.ceil(vec4s / 64), buffers: [t, out.buffer] });
+      releaseTexels(t);
+      const got = await out.data();
+      expect(got[0]).toBe(offset / 4);
+      expect(Array.from(got).every((v, i) => v === offset / 4 + i)).toBe(true);
+      for (const x of [src, out]) x.dispose();
+    }
+    expect(memoryInfo().liveBytes).toBe(before);
+    const odd = nn.ones([8]);
+    expect(() => toTexels({ buffer: odd.buffer, offset: 4, size: 16 })).toThrow(/not whole vec4s/);
+    odd.dispose();
   });
 
   it('splits element-wise work over tensors larger than one storage binding', async () => {

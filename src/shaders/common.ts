@@ -17,11 +17,24 @@ ${body}
 }`;
 }
 
-/** Declares storage buffers in binding order; `rw` marks the ones written. */
-export function buffers(decls: [name: string, access: 'read' | 'read_write', type?: string][]): string {
+/**
+ * Declares the bindings in order: storage buffers ('read' or 'read_write' arrays of `type`, f32 by
+ * default) or 'texels', a vec4<f32> array read through a texture (`toTexels` in tensor/device.ts)
+ * with `texel()`.
+ */
+export function buffers(decls: [name: string, access: 'read' | 'read_write' | 'texels', type?: string][]): string {
   return decls
-    .map(([name, access, type], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`)
+    .map(([name, access, type], i) =>
+      access === 'texels' ? `@group(0) @binding(${i}) var ${name}: texture_2d<f32>;` : `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`)
     .join('\n');
+}
+
+/** Texels per row of a texel texture (a power of two): vec4 i sits at (i % TEXEL_ROW, i / TEXEL_ROW). */
+export const TEXEL_ROW = 1024;
+
+/** WGSL reading vec4 `index` of the texels bound as `name`. */
+export function texel(name: string, index: string): string {
+  return `textureLoad(${name}, vec2<u32>((${index}) & ${TEXEL_ROW - 1}u, (${index}) >> ${Math.log2(TEXEL_ROW)}u), 0)`;
 }
 
 /** Largest finite f32: WGSL constant expressions may not produce infinities, so reductions start from ±FLT_MAX. */

@@ -20,7 +20,7 @@
  * are processed a chunk of images at a time (`aOff`/`bOff`: element offsets of the chunk inside its
  * 256-byte aligned binding, `nb`: images in the chunk).
  */
-import { buffers } from './common.js';
+import { buffers, texel } from './common.js';
 import { accumulators, subgroupChunk } from './matmul.js';
 
 /**
@@ -255,18 +255,19 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
  * workgroup is one subgroup computing \`tm\` grid positions × 8·\`tn\` output channels, each lane
  * \`tn\` channels of every position. Per tap and 8 packed channels, each lane loads one vec4 of A
  * for a quarter of the positions and \`subgroupBroadcast\` hands it to the others, while each lane
- * loads its own weights (WT padded to whole tiles, so no checks). Same uniforms as \`gconvKernel\`,
+ * loads its own weights (WT padded to whole tiles, so no checks). A and WT are read as texels (see
+ * matmul). Same uniforms as \`gconvKernel\`,
  * with u.blocks row tiles and u.tilesO channel tiles; packed channels a multiple of 8. Rows run
  * across images so that small grids fill the tiles.
- * One workgroup per tile: bindings A, WT, bias, B, uniforms.
+ * One workgroup per tile: bindings A (texels), WT (texels), bias, B, uniforms.
  */
 export function tiledGconvKernel(tm: number, tn: number): string {
   const NQ = tn / 4;
   const R = Array.from({ length: tm / 4 }, (_, i) => i);
   const [accDecl, res] = accumulators(tm, NQ);
-  const chunk = subgroupChunk(tm, NQ, (i) => `select(vec4<f32>(0.0), A[o${i} + c], ok${i})`, (s, q) => `WT[wi + (c * 4u + ${s}u) * u.cs + ${q}u]`);
+  const chunk = subgroupChunk(tm, NQ, (i) => `select(vec4<f32>(0.0), ${texel('A', `o${i} + c`)}, ok${i})`, (s, q) => texel('WT', `wi + (c * 4u + ${s}u) * u.cs + ${q}u`));
   return `${SG_HEADER}${GCONV_U.decl}
-${buffers([['A', 'read', 'vec4<f32>'], ['WT', 'read', 'vec4<f32>'], ['bias', 'read'], ['B', 'read_write']])}
+${buffers([['A', 'texels'], ['WT', 'texels'], ['bias', 'read'], ['B', 'read_write']])}
 ${uniformBinding(4)}
 @compute @workgroup_size(${SUBGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

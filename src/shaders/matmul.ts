@@ -8,7 +8,9 @@
  * - a workgroup is one subgroup of 8 lanes sharing the same `TM` rows, each lane owning `TN`
  *   columns; every lane loads a different piece of A and `subgroupBroadcast` hands each value to
  *   all lanes (A is loaded once, not 8 times), while each lane loads its own B;
- * - loads are vec4 along whichever axis is contiguous and divisible by 4;
+ * - loads are vec4 along whichever axis is contiguous and divisible by 4, and such operands are read
+ *   as texels (a texture fetch is one vector gather on lavapipe; this took the 1024 matmul from about
+ *   10 to 15-18 GFLOP/s);
  * - the k loop works in chunks of 8 steps summed in SSA values before touching the accumulators,
  *   because lavapipe blends every loop-carried variable with the execution mask on each update;
  *   steps past k read zeros, so there is no separate tail code;
@@ -18,7 +20,7 @@
  * Without subgroups every lane loads the A values itself (the same addresses), slower but correct.
  * m, n, k are uniforms, so shapes share a pipeline per tile and layout.
  */
-import { stridedOffset } from './common.js';
+import { buffers, stridedOffset, texel } from './common.js';
 
 export interface MatmulParams {
   m: number;
@@ -102,8 +104,11 @@ export function accumulators(tm: number, nq: number): [decl: string, res: string
   return [names.map((a) => `var ${a} = vec4<f32>();`).join(' '), `var res = array<vec4<f32>, ${tm * nq}>(${names.join(', ')});`];
 }
 
-/** The WGSL of one matmul dispatch, its workgroup count and its uniforms (m, n, k and the tile grid). */
-export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array } {
+/**
+ * The WGSL of one matmul dispatch, its workgroup count, its uniforms (m, n, k and the tile grid) and
+ * which of A and B it reads as texels (those with a vec4 layout; see `toTexels`).
+ */
+export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array; texels: [a: boolean, b: boolean] } {
   const { m, n, k, transA, transB, subgroups } = p;
   const batches = p.batchShape.reduce((x, y) => x * y, 1);
   const [TM, TN] = pickTile(m, n, batches, subgroups);
@@ -129,9 +134,9 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const loadB: string[] = [];
   let bAt: (s: number, q: number) => string;
   if (b4 && !transB) {
-    bAt = (s, q) => `B[(bb + (k0 + ${s}u) * n) / 4u + bq${q}]`;
+    bAt = (s, q) => texel('B', `(bb + (k0 + ${s}u) * n) / 4u + bq${q}`);
   } else if (b4) {
-    cols.forEach((c) => range(CH / 4).forEach((h) => loadB.push(`let bt${c}_${h} = B[(bb + bc${c} * k + k0) / 4u + ${h}u];`)));
+    cols.forEach((c) => range(CH / 4).forEach((h) => loadB.push(`let bt${c}_${h} = ${texel('B', `(bb + bc${c} * k + k0) / 4u + ${h}u`)};`)));
     bAt = (s, q) => `vec4<f32>(${range(4).map((j) => `bt${4 * q + j}_${s >> 2}[${s & 3}]`).join(', ')})`;
   } else {
     bAt = (s, q) => `vec4<f32>(${range(4).map((j) => `B[${bOff(`k0 + ${s}u`, `bc${4 * q + j}`)}]`).join(', ')})`;
@@ -142,22 +147,22 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   let body: string;
   if (subgroups && a4 && !transA) {
     // Lane l holds, for row group i, row 4i + l/2 at k0 + 4(l%2) .. +3.
-    body = subgroupChunk(TM, NQ, (i) => zeroPast('k0 + lane % 2u * 4u', `A[(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u]`), bRow, loadB);
+    body = subgroupChunk(TM, NQ, (i) => zeroPast('k0 + lane % 2u * 4u', texel('A', `(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u`)), bRow, loadB);
   } else {
     const loadA: string[] = [];
     let aAt: (r: number, s: number) => string;
     if (subgroups && a4) {
       // Lane l holds rows 4i .. 4i+3 at k0 + l.
-      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', `A[(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`));
+      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', texel('A', `(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)`))};`));
       aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}`, s, r & 3]);
     } else if (subgroups) {
       rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
       aAt = broadcastA(loadA, (r, s) => [`a${r}`, s, -1]);
     } else if (a4 && !transA) {
-      rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, `A[(ba + ar${r} * k + k0) / 4u + ${h}u]`)};`)));
+      rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, texel('A', `(ba + ar${r} * k + k0) / 4u + ${h}u`))};`)));
       aAt = (r, s) => `a${r}_${s >> 2}[${s & 3}]`;
     } else if (a4) {
-      range(TM / 4).forEach((i) => range(CH).forEach((s) => loadA.push(`let a${i}_${s} = ${zeroPast(`k0 + ${s}u`, `A[(ba + (k0 + ${s}u) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)]`)};`)));
+      range(TM / 4).forEach((i) => range(CH).forEach((s) => loadA.push(`let a${i}_${s} = ${zeroPast(`k0 + ${s}u`, texel('A', `(ba + (k0 + ${s}u) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)`))};`)));
       aAt = (r, s) => `a${r >> 2}_${s}[${r & 3}]`;
     } else {
       rows.forEach((r) => range(CH).forEach((s) => loadA.push(`let a${r}_${s} = ${zeroPast(`k0 + ${s}u`, `A[${aOff(`ar${r}`, `k0 + ${s}u`)}]`, false)};`)));
@@ -170,11 +175,8 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const store = c4
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
     : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
-  const vec = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesN: u32, tiles: u32, total: u32 }
-@group(0) @binding(0) var<storage, read> A: array<${vec(a4)}>;
-@group(0) @binding(1) var<storage, read> B: array<${vec(b4)}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${vec(c4)}>;
+${buffers([['A', a4 ? 'texels' : 'read'], ['B', b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${LANES})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -206,5 +208,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${store}
   }
 }`;
-  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesN, tiles, batches * tiles]) };
+  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesN, tiles, batches * tiles]), texels: [a4, b4] };
 }

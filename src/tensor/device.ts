@@ -6,6 +6,7 @@
  * `maxDispatchesPerSubmit` dispatches so the device starts early). Nothing here awaits the GPU
  * except `readBuffer`.
  */
+import { TEXEL_ROW } from '../shaders/common.js';
 
 /** What the runtime asked for and got; `init()` returns it. */
 export interface DeviceInfo {
@@ -19,6 +20,7 @@ export interface DeviceInfo {
     maxComputeInvocationsPerWorkgroup: number;
     maxComputeWorkgroupStorageSize: number;
     maxStorageBuffersPerShaderStage: number;
+    maxTextureDimension2D: number;
   };
 }
 
@@ -34,9 +36,10 @@ export interface Dispatch {
   workgroups: number;
   /**
    * Storage buffers at `@group(0) @binding(0..n-1)`, in order; a `{ buffer, offset, size }` binds a
-   * sub-range (offsets a multiple of 256), for work split under `maxBindingSize()`.
+   * sub-range (offsets a multiple of 256), for work split under `maxBindingSize()`. A `Texels`
+   * (from `toTexels`) binds its texture instead.
    */
-  buffers: (GPUBuffer | GPUBufferBinding)[];
+  buffers: (GPUBuffer | GPUBufferBinding | Texels)[];
   /** Runtime scalars (4-byte words) bound as a uniform at `@binding(n)`: values that change between steps (lr, seeds) without recompiling. */
   uniforms?: Uint32Array | Float32Array;
 }
@@ -65,6 +68,9 @@ interface Runtime {
   dispatchesSinceRead: number;
   msPerDispatch: number;
   bindingLimit: number;
+  /** Free texel textures by row count, and those to destroy once the batch using them is submitted. */
+  texturePool: Map<number, GPUTexture[]>;
+  texturesToDestroy: GPUTexture[];
 }
 
 const UNIFORM_ALIGN = 256;
@@ -128,6 +134,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
     maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
     maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+    maxTextureDimension2D: a.maxTextureDimension2D,
   };
   const subgroups = adapter.features.has('subgroups');
   const device = await adapter.requestDevice({
@@ -143,7 +150,8 @@ async function createRuntime(): Promise<DeviceInfo> {
     device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
     encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
     uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, dispatchesSinceRead: 0, msPerDispatch: 0,
-    bindingLimit: limits.maxStorageBufferBindingSize,
+    bindingLimit: deviceBindingLimit(limits),
+    texturePool: new Map(), texturesToDestroy: [],
   };
   device.addEventListener('uncapturederror', (ev) => {
     r.errors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -211,7 +219,7 @@ export function releaseBuffer(buf: GPUBuffer): void {
   r.pooledBuffers++;
 }
 
-/** Destroys every pooled (free) buffer, like `torch.cuda.empty_cache()`. */
+/** Destroys every pooled (free) buffer and texture, like `torch.cuda.empty_cache()`. */
 export function emptyCache(): void {
   const r = runtime();
   flush();
@@ -219,6 +227,8 @@ export function emptyCache(): void {
   r.pool.clear();
   r.pooledBytes = 0;
   r.pooledBuffers = 0;
+  for (const list of r.texturePool.values()) for (const t of list) t.destroy();
+  r.texturePool.clear();
 }
 
 /** Bytes and buffers held by live tensors, and by the pool of free buffers kept for reuse. */
@@ -232,6 +242,74 @@ export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): 
   const r = runtime();
   if (r.pending) flush();
   r.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+// ---------------------------------------------------------------- texels
+
+/*
+ * Lavapipe turns every storage-buffer load into a bounds-checked scalar loop over the lanes, while a
+ * `textureLoad` is one vector gather, so the register-tiled GEMMs read their operands as
+ * `rgba32float` textures: a vec4 array laid out in rows of TEXEL_ROW texels, read by `texel()`.
+ */
+const TEXEL_BYTES = 16;
+/** Texture bytes held by the pool before released textures are destroyed instead of kept. */
+const TEXTURE_POOL_BYTES = 256 * 1024 * 1024;
+
+/** A copy of a vec4 buffer range in a texture, bound in place of that range (see `toTexels`). */
+export interface Texels {
+  texture: GPUTexture;
+  view: GPUTextureView;
+}
+
+/** The binding limit: the storage limit, and no more than a texel texture holds. */
+function deviceBindingLimit(l: DeviceInfo['limits']): number {
+  return Math.min(l.maxStorageBufferBindingSize, TEXEL_ROW * l.maxTextureDimension2D * TEXEL_BYTES);
+}
+
+const rowBytes = (rows: number) => rows * TEXEL_ROW * TEXEL_BYTES;
+
+/**
+ * Records a copy of a buffer range (a whole number of vec4s, at most `maxBindingSize()` bytes) into a
+ * texture for kernels that read it with `texel()`. Give it back with `releaseTexels` once the
+ * dispatches that read it are recorded.
+ */
+export function toTexels(src: GPUBuffer | GPUBufferBinding): Texels {
+  const r = runtime();
+  const b = 'buffer' in src ? src : { buffer: src };
+  const offset = b.offset ?? 0;
+  const bytes = b.size ?? b.buffer.size - offset;
+  const count = Math.ceil(bytes / TEXEL_BYTES);
+  if (offset % TEXEL_BYTES || offset + count * TEXEL_BYTES > b.buffer.size) throw new Error(`toTexels: range ${offset}+${bytes} of a ${b.buffer.size}-byte buffer is not whole vec4s`);
+  const rows = Math.max(1, Math.ceil(count / TEXEL_ROW));
+  if (rows > r.info.limits.maxTextureDimension2D) throw new Error(`toTexels: ${bytes} bytes exceed a texel texture (split the work under maxBindingSize())`);
+  const texture =
+    r.texturePool.get(rows)?.pop() ??
+    r.device.createTexture({ size: [TEXEL_ROW, rows], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */, label: 'texels' });
+  r.liveBytes += rowBytes(rows);
+  const full = Math.floor(count / TEXEL_ROW);
+  const rest = count - full * TEXEL_ROW;
+  const encoder = openEncoder(r);
+  const layout = { buffer: b.buffer, bytesPerRow: TEXEL_ROW * TEXEL_BYTES };
+  if (full) encoder.copyBufferToTexture({ ...layout, offset }, { texture }, [TEXEL_ROW, full]);
+  if (rest) encoder.copyBufferToTexture({ ...layout, offset: offset + rowBytes(full) }, { texture, origin: [0, full] }, [rest, 1]);
+  return { texture, view: texture.createView() };
+}
+
+/** Returns a texel texture to the pool; safe while recorded work still reads it (later copies are ordered after it). */
+export function releaseTexels(t: Texels): void {
+  const r = rt;
+  if (!r) return;
+  const rows = t.texture.height;
+  r.liveBytes -= rowBytes(rows);
+  let pooled = 0;
+  for (const [n, list] of r.texturePool) pooled += rowBytes(n) * list.length;
+  if (pooled + rowBytes(rows) > TEXTURE_POOL_BYTES) {
+    r.texturesToDestroy.push(t.texture);
+    return;
+  }
+  let list = r.texturePool.get(rows);
+  if (!list) r.texturePool.set(rows, (list = []));
+  list.push(t.texture);
 }
 
 // ---------------------------------------------------------------- pipelines and dispatch
@@ -283,18 +361,18 @@ export function foldWorkgroups(n: number, maxPerDim: number): [number, number] {
 export function dispatch(d: Dispatch): void {
   const r = runtime();
   for (const b of d.buffers) {
+    if ('view' in b) continue;
     const size = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
     if (size > r.info.limits.maxStorageBufferBindingSize) {
       throw new Error(`${d.name} ${d.detail ?? ''}: a binding of ${size} bytes exceeds the device's storage binding limit (${r.info.limits.maxStorageBufferBindingSize} bytes); the op must split its work into ranges (tensor/split.ts)`);
     }
   }
   const p = pipeline(r, d);
-  const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
+  const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({ binding, resource: 'view' in b ? b.view : 'buffer' in b ? b : { buffer: b } }));
   if (d.uniforms) entries.push({ binding: d.buffers.length, resource: uniformSlot(r, d.uniforms) });
   const label = d.detail ? `${d.name} ${d.detail}` : d.name;
   const bindGroup = r.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries, label });
-  r.encoder ??= r.device.createCommandEncoder();
-  r.pass ??= r.encoder.beginComputePass();
+  r.pass ??= (r.encoder ??= r.device.createCommandEncoder()).beginComputePass();
   r.pass.setPipeline(p);
   r.pass.setBindGroup(0, bindGroup);
   const [x, y] = foldWorkgroups(d.workgroups, r.info.limits.maxComputeWorkgroupsPerDimension);
@@ -304,16 +382,20 @@ export function dispatch(d: Dispatch): void {
   if (r.pending >= maxDispatchesPerSubmit) flush();
 }
 
-/** Records a buffer-to-buffer copy into the open batch. */
-export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-  const r = runtime();
+/** The batch's encoder with no compute pass open, for recording a copy (counted as pending work). */
+function openEncoder(r: Runtime): GPUCommandEncoder {
   r.encoder ??= r.device.createCommandEncoder();
   if (r.pass) {
     r.pass.end();
     r.pass = null;
   }
-  r.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   r.pending++;
+  return r.encoder;
+}
+
+/** Records a buffer-to-buffer copy into the open batch. */
+export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  openEncoder(runtime()).copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
 }
 
 /** Submits all recorded work (does not wait for it). */
@@ -328,6 +410,7 @@ export function flush(): void {
     r.device.queue.writeBuffer(r.uniformChunks[i], 0, r.uniformStaging.buffer, i * UNIFORM_CHUNK, bytes);
   }
   r.device.queue.submit([commands]);
+  for (const t of r.texturesToDestroy.splice(0)) t.destroy();
   r.encoder = null;
   r.pass = null;
   r.pending = 0;
@@ -384,7 +467,8 @@ export async function synchronize(): Promise<void> {
  */
 export function setMaxBindingSizeForTesting(bytes: number | undefined): void {
   const r = runtime();
-  r.bindingLimit = bytes === undefined ? r.info.limits.maxStorageBufferBindingSize : Math.min(bytes, r.info.limits.maxStorageBufferBindingSize);
+  const limit = deviceBindingLimit(r.info.limits);
+  r.bindingLimit = bytes === undefined ? limit : Math.min(bytes, limit);
 }
 
 /** The largest buffer range one binding may cover; kernels split work beyond it. */

@@ -9,7 +9,7 @@
  * Tensors larger than one storage binding are processed a chunk of images at a time through
  * sub-range bindings; a single image must fit in one binding.
  */
-import { deviceInfo, dispatch } from '../../tensor/device.js';
+import { deviceInfo, dispatch, releaseTexels, toTexels } from '../../tensor/device.js';
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { permute, zeros } from '../../tensor/ops/index.js';
@@ -112,8 +112,11 @@ function gemm(
   const packed = Tensor.empty([nbMax * perPacked], 'conv2d packed operand');
   const lanes = tiles.subgroups ? SUBGROUP : 1;
   const coutPad = roundUp(cout, tiles.tileO);
+  // The tiled kernel reads both operands as texels.
+  const texels = (src: GPUBuffer | GPUBufferBinding) => (tiles.tiled ? toTexels(src) : src);
+  const wtb = texels(wt.buffer);
   forImageChunks(g, [a.perImage, perPacked, perB], (_c, n0, nb) => {
-    const ar = a.pack(packed, n0, nb);
+    const ar = texels(a.pack(packed, n0, nb));
     const [br, bOff] = bindImages(b, perB, n0, nb);
     for (const q of grids) {
       const pixels = q.grid[0] * q.grid[1];
@@ -129,10 +132,12 @@ function gemm(
       const tasks = (tiles.tiled ? 1 : nb) * g.groups * (coutPad / tiles.tileO) * blocks;
       dispatch({
         name, detail: g.detail, code: tiles.tiled ? tiledGconvKernel(tm, tn) : gconvKernel(tiles),
-        workgroups: tiles.tiled ? tasks : wgs(tasks * lanes), buffers: [ar, wt.buffer, (bias ?? wt).buffer, br], uniforms,
+        workgroups: tiles.tiled ? tasks : wgs(tasks * lanes), buffers: [ar, wtb, (bias ?? wt).buffer, br], uniforms,
       });
     }
+    if ('view' in ar) releaseTexels(ar);
   });
+  if ('view' in wtb) releaseTexels(wtb);
   packed.dispose();
 }
 

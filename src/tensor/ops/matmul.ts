@@ -1,5 +1,5 @@
 /** Matrix multiplication with PyTorch semantics (1-D operands, batched with broadcast batch dims). */
-import { copyBuffer, deviceInfo, dispatch, maxBindingSize } from '../device.js';
+import { copyBuffer, deviceInfo, dispatch, maxBindingSize, releaseTexels, toTexels } from '../device.js';
 import { noGrad, record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
 import { balancedChunk, chunkElements, fitsBinding } from '../split.js';
@@ -35,9 +35,16 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
   const detail = `[${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`;
   if (numelOf(outShape) * 4 > maxBindingSize() || !fitsBinding(a, b)) return mmSplit(a, b, p, outShape, detail, opts);
   const out = Tensor.empty(outShape, 'matmul');
-  const kern = matmulKernel(p);
-  dispatch({ name: 'matmul', detail, code: kern.code, workgroups: kern.workgroups, buffers: [a.buffer, b.buffer, out.buffer], uniforms: kern.uniforms });
+  runMatmul(p, detail, a.buffer, b.buffer, out.buffer);
   return out;
+}
+
+/** Records one matmul dispatch over bound operands, copying the vec4 ones into texels. */
+function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): void {
+  const kern = matmulKernel(p);
+  const [ta, tb] = [kern.texels[0] ? toTexels(a) : null, kern.texels[1] ? toTexels(b) : null];
+  dispatch({ name: 'matmul', detail, code: kern.code, workgroups: kern.workgroups, buffers: [ta ?? a, tb ?? b, c], uniforms: kern.uniforms });
+  for (const t of [ta, tb]) if (t) releaseTexels(t);
 }
 
 // ---------------------------------------------------------------- work larger than one binding
@@ -71,10 +78,9 @@ function operand(t: Tensor, start: number, count: number, temps: Tensor[]): GPUB
 
 /** Records one matmul dispatch over bound operands; an unaligned output range goes through a copy. */
 function run(p: MatmulParams, detail: string, a: GPUBufferBinding, b: GPUBufferBinding, out: Tensor, start: number, count: number, temps: Tensor[]): void {
-  const kern = matmulKernel(p);
   const aligned = start % ALIGN === 0;
   const c = aligned ? operand(out, start, count, temps) : Tensor.empty([count], 'matmul staged output');
-  dispatch({ name: 'matmul', detail, code: kern.code, workgroups: kern.workgroups, buffers: [a, b, c instanceof Tensor ? c.buffer : c], uniforms: kern.uniforms });
+  runMatmul(p, detail, a, b, c instanceof Tensor ? c.buffer : c);
   if (c instanceof Tensor) {
     copyBuffer(c.buffer, 0, out.buffer, start * 4, count * 4);
     temps.push(c);
