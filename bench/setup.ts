@@ -1,26 +1,17 @@
 /**
- * Both libraries on one Dawn instance: we create the GPU object, expose it as `navigator.gpu`
- * (which `init()` uses when present, and which tfjs-backend-webgpu looks for when it is imported),
- * so the two request their adapters from the same place.
+ * Both libraries on one Dawn instance: we create the GPU object with `createGpu` (so the driver
+ * settings apply to both) and expose it as `navigator.gpu`, which `init()` uses when present and
+ * tfjs-backend-webgpu looks for when it is imported, so the two request their adapters from the
+ * same place.
  */
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { create, globals } from 'webgpu';
 import * as tf from '@tensorflow/tfjs';
-import { init, flush, synchronize, type DeviceInfo, type Tensor } from '@lib/nn';
+import { createGpu, init, flush, synchronize, type DeviceInfo, type Tensor } from '@lib/nn';
 import type { Pacer } from './harness.js';
 
 export { tf };
 
 export async function setup(): Promise<{ ours: DeviceInfo; tfjs: string }> {
-  // Mesa wants a runtime directory; like init(), fall back to a private one under the temp dir.
-  if (!process.env.XDG_RUNTIME_DIR) {
-    process.env.XDG_RUNTIME_DIR = join(tmpdir(), `xdg-runtime-${process.getuid?.() ?? 0}`);
-    mkdirSync(process.env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
-  }
-  Object.assign(globalThis, globals);
-  const gpu = create([]) as GPU;
+  const gpu = await createGpu();
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   const ours = await init();
   await import('@tensorflow/tfjs-backend-webgpu');

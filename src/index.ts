@@ -1,5 +1,5 @@
 /** @lib/nn — deep learning in TypeScript on WebGPU. */
-export { init, deviceInfo, memoryInfo, emptyCache, synchronize, flush, type DeviceInfo } from './tensor/device.js';
+export { init, createGpu, deviceInfo, memoryInfo, emptyCache, synchronize, flush, type DeviceInfo } from './tensor/device.js';
 export { Tensor } from './tensor/tensor.js';
 export { noGrad, isGradEnabled } from './tensor/autograd.js';
 export { tidy, keep } from './tensor/scope.js';

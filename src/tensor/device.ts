@@ -87,20 +87,31 @@ const SETUP_HINT =
   'No WebGPU adapter found. On Debian/Ubuntu without a GPU run `bash scripts/setup-webgpu.sh` ' +
   '(installs Mesa lavapipe from bookworm-backports), and make sure XDG_RUNTIME_DIR points to a writable directory.';
 
-async function getGpu(): Promise<GPU> {
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return nav.gpu;
+/**
+ * Creates Dawn's `GPU` object for Node (what `init()` uses when there is no `navigator.gpu`), after
+ * setting what the Vulkan driver reads at start-up unless already set: `XDG_RUNTIME_DIR`, which Mesa
+ * wants (any writable directory), and lavapipe's `LP_NUM_THREADS`, two workers more than cores so
+ * that the cores stay busy while this process's thread polls the device (on 2 cores: matmul and
+ * training steps 20-40 % faster than one worker per core). Expose it as `navigator.gpu` to share one
+ * instance with another WebGPU library.
+ */
+export async function createGpu(): Promise<GPU> {
+  const { mkdirSync } = await import('node:fs');
+  const { availableParallelism, tmpdir } = await import('node:os');
   if (!process.env.XDG_RUNTIME_DIR) {
-    // Mesa warns (and some versions fail) without it; any writable directory will do.
-    const { mkdirSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const dir = `${tmpdir()}/xdg-runtime-${process.getuid?.() ?? 0}`;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     process.env.XDG_RUNTIME_DIR = dir;
   }
+  process.env.LP_NUM_THREADS ??= String(availableParallelism() + 2);
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   return webgpu.create([]) as GPU;
+}
+
+async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  return nav?.gpu ?? createGpu();
 }
 
 /**
