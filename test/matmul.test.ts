@@ -24,7 +24,8 @@ describe('matmul kernel', () => {
     // Sizes mix multiples of 4 (vec4 loads and stores) with odd ones (scalar paths), k below,
     // at and above the 8-step chunk, and m, n below one tile. Each layout of sizes compiles its
     // own pipeline (seconds on lavapipe), so the list is short.
-    const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [8, 12, 16], [int(1, 40) | 1, int(9, 40), int(1, 40) | 1]];
+    // k = 32 and 24: a whole number of the kernels' 16- or 8-step chunks (no reads past k) or not.
+    const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [8, 12, 16], [20, 32, 36], [9, 24, 12], [int(1, 40) | 1, int(9, 40), int(1, 40) | 1]];
     for (const opts of paths) {
       for (const [m, k, n] of shapes) {
         for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {

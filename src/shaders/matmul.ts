@@ -11,12 +11,11 @@
  * - loads are vec4 along whichever axis is contiguous and divisible by 4, and such operands are read
  *   as texels (a texture fetch is one vector gather on lavapipe; this took the 1024 matmul from about
  *   10 to 15-18 GFLOP/s);
- * - the k loop works in chunks of 8 steps summed in SSA values before touching the accumulators,
- *   because lavapipe blends every loop-carried variable with the execution mask on each update;
- *   steps past k read zeros, so there is no separate tail code;
+ * - the k loop works in chunks of 8 or 16 steps summed in SSA values before touching the
+ *   accumulators, because lavapipe blends every loop-carried variable with the execution mask on
+ *   each update; steps past k read zeros, so there is no separate tail code;
  * - results are stored from a loop, since every unrolled store is a per-lane scatter of its own.
- * Larger tiles would cut loads further, but compile time grows steeply with code size (a 32x16
- * tile takes 20 s or more to compile; 32x8 about 3 s).
+ * Larger tiles (64x8, 32x16) measured no faster and take 4-7 s to compile (32x8 about 1 s).
  * Without subgroups every lane loads the A values itself (the same addresses), slower but correct.
  * m, n, k are uniforms, so shapes share a pipeline per tile and layout.
  */
@@ -88,14 +87,17 @@ function chunkBody(tm: number, nq: number, ch: number, loadA: string[], aAt: (r:
 }
 
 /**
- * One 8-step k chunk of the subgroup GEMM (8 lanes, `tm` rows shared, `4·nq` columns per lane) for
- * an A whose rows are contiguous along k: `aPart(i)` is the vec4 this lane loads for row group i,
- * row 4i + lane/2 at steps 4·(lane % 2) .. +3; `bRow(s, q)` the vec4 of B at step s over quad q.
+ * One k chunk of `8·halves` steps of the subgroup GEMM (8 lanes, `tm` rows shared, `4·nq` columns
+ * per lane) for an A whose rows are contiguous along k: `aPart(i, h)` is the vec4 this lane loads for
+ * row group i in half h, row 4i + lane/2 at steps 8h + 4·(lane % 2) .. +3; `bRow(s, q)` the vec4 of B
+ * at step s over quad q.
  */
-export function subgroupChunk(tm: number, nq: number, aPart: (i: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = []): string {
-  const loadA = range(tm / 4).map((i) => `let a${i} = ${aPart(i)};`);
-  const aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}`, 2 * (r & 3) + (s >> 2), s & 3]);
-  return chunkBody(tm, nq, LANES, loadA, aAt, bRow, loadB);
+export function subgroupChunk(
+  tm: number, nq: number, aPart: (i: number, h: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = [], halves = 1,
+): string {
+  const loadA = range(tm / 4).flatMap((i) => range(halves).map((h) => `let a${i}_${h} = ${aPart(i, h)};`));
+  const aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, 2 * (r & 3) + ((s & 7) >> 2), s & 3]);
+  return chunkBody(tm, nq, LANES * halves, loadA, aAt, bRow, loadB);
 }
 
 /** Declarations of the zeroed accumulators `acc{r}_{q}` and, after the k loop, of `res`: them as an array (for a store loop). */
@@ -112,20 +114,24 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const { m, n, k, transA, transB, subgroups } = p;
   const batches = p.batchShape.reduce((x, y) => x * y, 1);
   const [TM, TN] = pickTile(m, n, batches, subgroups);
-  // k steps per unrolled chunk: with subgroups one A value per lane and row; without, a shorter
-  // chunk halves the code (and compile time) of the slower fallback.
-  const CH = subgroups ? LANES : 4;
+  // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
+  const a4 = transA ? m % 4 === 0 : k % 4 === 0;
+  // k steps per unrolled chunk: with subgroups one A value per lane and row (two for row-major vec4
+  // A: fewer accumulator updates, each of which lavapipe blends with its execution mask and spills;
+  // measured 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
+  const main = subgroups && a4 && !transA;
+  const CH = main ? 2 * LANES : subgroups ? LANES : 4;
   const NQ = TN / 4;
   const tilesN = Math.ceil(n / (TN * LANES));
   const tiles = Math.ceil(m / TM) * tilesN;
-  // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
-  const a4 = transA ? m % 4 === 0 : k % 4 === 0;
   const b4 = transB ? k % 4 === 0 : n % 4 === 0;
   const c4 = n % 4 === 0;
   const rows = range(TM);
   const quads = range(NQ);
   const cols = range(TN);
-  const zeroPast = (kk: string, e: string, v = true) => `select(${v ? 'vec4<f32>()' : '0.0'}, ${e}, ${kk} < k)`;
+  // Steps past k read zeros, unless k is a whole number of chunks (most shapes), where none are past.
+  const kWhole = k % CH === 0;
+  const zeroPast = (kk: string, e: string, v = true) => (kWhole ? e : `select(${v ? 'vec4<f32>()' : '0.0'}, ${e}, ${kk} < k)`);
   // Offsets of A[row, kk] and B[kk, col] (logical indices) in the stored layouts.
   const aOff = (row: string, kk: string) => (transA ? `ba + (${kk}) * m + ${row}` : `ba + ${row} * k + ${kk}`);
   const bOff = (kk: string, col: string) => (transB ? `bb + ${col} * k + ${kk}` : `bb + (${kk}) * n + ${col}`);
@@ -145,9 +151,11 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
 
   // The chunk: A loaded into registers, `aAt(r, s)` the f32 expression for A[row0 + r, k0 + s].
   let body: string;
-  if (subgroups && a4 && !transA) {
-    // Lane l holds, for row group i, row 4i + l/2 at k0 + 4(l%2) .. +3.
-    body = subgroupChunk(TM, NQ, (i) => zeroPast('k0 + lane % 2u * 4u', texel('A', `(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + lane % 2u`)), bRow, loadB);
+  if (main) {
+    // Lane l holds, for row group i and half h, row 4i + l/2 at k0 + 8h + 4(l%2) .. +3.
+    const aPart = (i: number, h: number) =>
+      zeroPast(`k0 + ${8 * h}u + lane % 2u * 4u`, texel('A', `(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + ${2 * h}u + lane % 2u`));
+    body = subgroupChunk(TM, NQ, aPart, bRow, loadB, 2);
   } else {
     const loadA: string[] = [];
     let aAt: (r: number, s: number) => string;
