@@ -116,11 +116,10 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const [TM, TN] = pickTile(m, n, batches, subgroups);
   // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
   const a4 = transA ? m % 4 === 0 : k % 4 === 0;
-  // k steps per unrolled chunk: with subgroups one A value per lane and row (two for row-major vec4
-  // A: fewer accumulator updates, each of which lavapipe blends with its execution mask and spills;
-  // measured 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
-  const main = subgroups && a4 && !transA;
-  const CH = main ? 2 * LANES : subgroups ? LANES : 4;
+  // k steps per unrolled chunk: with subgroups one A value per lane and row (two for vec4 A: fewer
+  // accumulator updates, each of which lavapipe blends with its execution mask and spills; measured
+  // 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
+  const CH = subgroups ? (a4 ? 2 * LANES : LANES) : 4;
   const NQ = TN / 4;
   const tilesN = Math.ceil(n / (TN * LANES));
   const tiles = Math.ceil(m / TM) * tilesN;
@@ -151,7 +150,7 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
 
   // The chunk: A loaded into registers, `aAt(r, s)` the f32 expression for A[row0 + r, k0 + s].
   let body: string;
-  if (main) {
+  if (subgroups && a4 && !transA) {
     // Lane l holds, for row group i and half h, row 4i + l/2 at k0 + 8h + 4(l%2) .. +3.
     const aPart = (i: number, h: number) =>
       zeroPast(`k0 + ${8 * h}u + lane % 2u * 4u`, texel('A', `(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + ${2 * h}u + lane % 2u`));
@@ -160,9 +159,12 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
     const loadA: string[] = [];
     let aAt: (r: number, s: number) => string;
     if (subgroups && a4) {
-      // Lane l holds rows 4i .. 4i+3 at k0 + l.
-      range(TM / 4).forEach((i) => loadA.push(`let a${i} = ${zeroPast('k0 + lane', texel('A', `(ba + (k0 + lane) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)`))};`));
-      aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}`, s, r & 3]);
+      // Lane l holds rows 4i .. 4i+3 at k0 + 8h + l for each half h of the chunk.
+      range(TM / 4).forEach((i) => range(2).forEach((h) => {
+        const kk = `k0 + ${8 * h}u + lane`;
+        loadA.push(`let a${i}_${h} = ${zeroPast(kk, texel('A', `(ba + (${kk}) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)`))};`);
+      }));
+      aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, s & 7, r & 3]);
     } else if (subgroups) {
       rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
       aAt = broadcastA(loadA, (r, s) => [`a${r}`, s, -1]);
