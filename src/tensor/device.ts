@@ -236,13 +236,13 @@ export function emptyCache(): void {
   flush();
   for (const list of r.pool.values()) for (const b of list) b.destroy();
   r.pool.clear();
-  r.pooledBytes = 0;
   r.pooledBuffers = 0;
   for (const list of r.texturePool.values()) for (const t of list) t.destroy();
   r.texturePool.clear();
+  r.pooledBytes = 0;
 }
 
-/** Bytes and buffers held by live tensors, and by the pool of free buffers kept for reuse. */
+/** Bytes and buffers held by live tensors (and texel textures in use), and by the pool of free buffers (and textures) kept for reuse. */
 export function memoryInfo(): { liveBytes: number; liveBuffers: number; pooledBytes: number; pooledBuffers: number } {
   const r = runtime();
   return { liveBytes: r.liveBytes, liveBuffers: r.liveBuffers, pooledBytes: r.pooledBytes, pooledBuffers: r.pooledBuffers };
@@ -293,9 +293,10 @@ export function toTexels(src: GPUBuffer | GPUBufferBinding): Texels {
   if (offset % TEXEL_BYTES || offset + count * TEXEL_BYTES > b.buffer.size) throw new Error(`toTexels: range ${offset}+${bytes} of a ${b.buffer.size}-byte buffer is not whole vec4s`);
   const rows = Math.max(1, Math.ceil(count / TEXEL_ROW));
   if (rows > r.info.limits.maxTextureDimension2D) throw new Error(`toTexels: ${bytes} bytes exceed a texel texture (split the work under maxBindingSize())`);
+  const pooled = r.texturePool.get(rows)?.pop();
+  if (pooled) r.pooledBytes -= rowBytes(rows);
   const texture =
-    r.texturePool.get(rows)?.pop() ??
-    r.device.createTexture({ size: [TEXEL_ROW, rows], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */, label: 'texels' });
+    pooled ?? r.device.createTexture({ size: [TEXEL_ROW, rows], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */, label: 'texels' });
   r.liveBytes += rowBytes(rows);
   const full = Math.floor(count / TEXEL_ROW);
   const rest = count - full * TEXEL_ROW;
@@ -321,6 +322,7 @@ export function releaseTexels(t: Texels): void {
   let list = r.texturePool.get(rows);
   if (!list) r.texturePool.set(rows, (list = []));
   list.push(t.texture);
+  r.pooledBytes += rowBytes(rows);
 }
 
 // ---------------------------------------------------------------- pipelines and dispatch
