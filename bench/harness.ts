@@ -86,29 +86,47 @@ export interface Row {
   error?: string;
 }
 
-/** Times one side: a first call (compilation included), then tinybench's warm-up and `iterations` timed runs. */
-export async function measure(t: Timed, unit: Unit, work: number, iterations: number): Promise<Measure> {
+/**
+ * Times both sides of a case: a first call of each (shader compilation included), then `iterations`
+ * rounds of one tinybench run with one iteration of ours and one of theirs (the first round after a
+ * warm-up of each). Alternating keeps the shared machine's slow swings in speed out of the ratio.
+ */
+export async function measurePair(sides: [Timed, Timed], unit: Unit, work: number, iterations: number): Promise<[Measure, Measure]> {
   // The first call compiles pipelines; a pacer that remembered it would sleep too long afterwards.
-  let pacer = new Pacer();
-  const once = async () => {
-    pacer.start();
-    await t.fn(pacer);
-    pacer.end();
+  const pacers = sides.map(() => new Pacer());
+  const once = (t: Timed, i: number) => async () => {
+    pacers[i].start();
+    await t.fn(pacers[i]);
+    pacers[i].end();
   };
-  await t.beforeEach?.();
-  const t0 = performance.now();
-  await once();
-  const firstMs = performance.now() - t0;
-  t.afterEach?.();
-  pacer = new Pacer();
-  const bench = new Bench({ iterations, time: 0, warmupIterations: 1, warmupTime: 0, throws: true });
-  bench.add('case', once, { beforeEach: t.beforeEach, afterEach: t.afterEach });
-  await bench.run();
-  const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw new Error(`timing did not complete (${r.state})`);
-  const medianMs = r.latency.p50;
+  const firstMs: number[] = [];
+  for (const [i, t] of sides.entries()) {
+    await t.beforeEach?.();
+    const t0 = performance.now();
+    await once(t, i)();
+    firstMs.push(performance.now() - t0);
+    t.afterEach?.();
+    pacers[i] = new Pacer();
+  }
+  const samples: number[][] = sides.map(() => []);
+  for (let round = 0; round < iterations; round++) {
+    const bench = new Bench({ iterations: 1, time: 0, warmupIterations: round === 0 ? 1 : 0, warmupTime: 0, throws: true, retainSamples: true });
+    sides.forEach((t, i) => bench.add(String(i), once(t, i), { beforeEach: t.beforeEach, afterEach: t.afterEach }));
+    await bench.run();
+    bench.tasks.forEach((task, i) => {
+      const r = task.result;
+      if (r.state !== 'completed' || !r.latency.samples) throw new Error(`timing did not complete (${r.state})`);
+      samples[i].push(...r.latency.samples);
+    });
+  }
   const scale = unit === 'images/s' ? 1 : 1e9;
-  return { medianMs, rate: work / scale / (medianMs / 1000), firstMs, iterations: r.latency.samplesCount ?? iterations };
+  const result = (i: number): Measure => {
+    const sorted = [...samples[i]].sort((x, y) => x - y);
+    const mid = sorted.length >> 1;
+    const medianMs = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    return { medianMs, rate: work / scale / (medianMs / 1000), firstMs: firstMs[i], iterations: sorted.length };
+  };
+  return [result(0), result(1)];
 }
 
 /** Largest |a − b| relative to (atol + rtol·|b|); at most 1 means close. Throws naming the case when not. */

@@ -5,7 +5,7 @@
  * results differ is reported as failed and not timed.
  */
 import { writeFileSync } from 'node:fs';
-import { measure, type Case, type Row } from './harness.js';
+import { measurePair, type Case, type Row } from './harness.js';
 import { setup } from './setup.js';
 import { matmulCases } from './cases/matmul.js';
 import { convCases } from './cases/conv.js';
@@ -61,8 +61,7 @@ async function runCase(c: Case, quick: boolean): Promise<Row> {
     const p = await c.prepare();
     try {
       row.check = await p.check();
-      row.ours = await measure(p.ours, c.unit, c.work, iterations);
-      row.tfjs = await measure(p.theirs, c.unit, c.work, iterations);
+      [row.ours, row.tfjs] = await measurePair([p.ours, p.theirs], c.unit, c.work, iterations);
       row.speedup = row.ours.rate / row.tfjs.rate;
     } finally {
       p.dispose();
