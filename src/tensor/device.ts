@@ -258,9 +258,10 @@ export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): 
 // ---------------------------------------------------------------- texels
 
 /*
- * Lavapipe turns every storage-buffer load into a bounds-checked scalar loop over the lanes, while a
- * `textureLoad` is one vector gather, so the register-tiled GEMMs read their operands as
- * `rgba32float` textures: a vec4 array laid out in rows of TEXEL_ROW texels, read by `texel()`.
+ * Lavapipe turns every storage-buffer load into a bounds-checked, branching loop over the lanes and
+ * components (about 9 instructions per value), while a `textureLoad` of rgba32float fetches all 8
+ * lanes' vec4s in one call of about 75 instructions; so the register-tiled GEMMs read their
+ * operands as textures: a vec4 array laid out in rows of TEXEL_ROW texels, read by `texel()`.
  */
 const TEXEL_BYTES = 16;
 /** Texture bytes held by the pool before released textures are destroyed instead of kept. */
