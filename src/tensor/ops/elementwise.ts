@@ -7,6 +7,7 @@ import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { SPLIT_UNIFORM_WORDS, broadcastStrides, mapKernel, splitMapKernel } from '../../shaders/elementwise.js';
 import { bindRange, chunkElements, forRanges, rangeBinding } from '../split.js';
+import { offsetOf } from './shape.js';
 
 export type Operand = Tensor | number;
 
@@ -111,16 +112,6 @@ function blockChunks(shape: number[], chunk: number): [number, number][] {
     for (let j = 0; j < shape[d]; j += per) ranges.push([(o * shape[d] + j) * inner, (Math.min(per, shape[d] - j)) * inner]);
   }
   return ranges;
-}
-
-/** The offset of output element `i` in an operand with broadcast `strides` over `shape`. */
-function offsetOf(i: number, shape: number[], strides: number[]): number {
-  let off = 0;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    off += (i % shape[d]) * strides[d];
-    i = Math.floor(i / shape[d]);
-  }
-  return off;
 }
 
 /** Runs an element-wise kernel without recording autograd. `expr` builds WGSL from the operands' names. */

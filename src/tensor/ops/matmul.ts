@@ -7,7 +7,7 @@ import { matmulKernel, type MatmulParams } from '../../shaders/matmul.js';
 import { broadcastStrides } from '../../shaders/elementwise.js';
 import { broadcastShapes, mapInPlace } from './elementwise.js';
 import { zeros } from './creation.js';
-import { reshape, stridesOf, transpose } from './shape.js';
+import { offsetOf, reshape, stridesOf, transpose } from './shape.js';
 
 /**
  * op(a) · op(b) for tensors of at least 2 dims, where op transposes the last two dims when the flag is
@@ -114,7 +114,7 @@ function mmSplit(a: Tensor, b: Tensor, p: MatmulParams, outShape: number[], deta
   const batches = numelOf(batchShape);
   const st = stridesOf(batchShape);
   const contiguous = (s: number[]) => s.every((v, i) => v === st[i]);
-  const matrixIndex = (s: number[], bi: number) => st.reduce((acc, d, i) => acc + Math.floor(bi / d) % batchShape[i] * s[i], 0);
+  const matrixIndex = (s: number[], bi: number) => offsetOf(bi, batchShape, s);
   const temps: Tensor[] = [];
   if (mk <= lim && kn <= lim && mn <= lim) {
     // Batches in groups: an operand is ranged when its matrices follow the output's, whole when broadcast, else one matrix at a time.

@@ -10,6 +10,16 @@ import { stridedCopyKernel } from '../../shaders/movement.js';
 import { balancedChunk, bindRange, chunkElements, fitsBinding } from '../split.js';
 import { full, zeros } from './creation.js';
 
+/** The offset of element `i` (row-major over `shape`) in a layout with `strides` (0 where broadcast). */
+export function offsetOf(i: number, shape: readonly number[], strides: readonly number[]): number {
+  let off = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    off += (i % shape[d]) * strides[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return off;
+}
+
 /** Row-major strides of a shape. */
 export function stridesOf(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -102,12 +112,7 @@ function stridedCopy(name: string, kind: 'gather' | 'scatter', lin: Tensor, strd
   const step = balancedChunk(sh[level], most);
   const outer = numelOf(sh.slice(0, level));
   for (let q = 0; q < outer; q++) {
-    let r = q;
-    let at = base;
-    for (let d = level - 1; d >= 0; d--) {
-      at += (r % sh[d]) * st[d];
-      r = Math.floor(r / sh[d]);
-    }
+    const at = base + offsetOf(q, sh.slice(0, level), st);
     for (let j = 0; j < sh[level]; j += step) {
       const cnt = Math.min(step, sh[level] - j);
       const [lb, linOff] = bindRange(lin, (q * sh[level] + j) * inner, cnt * inner);
