@@ -2,7 +2,7 @@
 import { copyBuffer, deviceInfo, dispatch, maxBindingSize, releaseTexels, toTexels } from '../device.js';
 import { noGrad, record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
-import { balancedChunk, chunkElements, fitsBinding } from '../split.js';
+import { balancedChunk, chunkElements, fitsBinding, rangeBinding } from '../split.js';
 import { matmulKernel, type MatmulParams } from '../../shaders/matmul.js';
 import { broadcastStrides } from '../../shaders/elementwise.js';
 import { broadcastShapes, mapInPlace } from './elementwise.js';
@@ -49,7 +49,7 @@ function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBind
 
 // ---------------------------------------------------------------- work larger than one binding
 
-/** Binding offsets are multiples of this many elements (256 bytes); the matmul kernel takes no offsets. */
+/** Binding offsets are multiples of this many elements (256 bytes, as `rangeBinding` binds them); the matmul kernel takes no offsets. */
 const ALIGN = 64;
 const gcd = (x: number, y: number): number => (y ? gcd(y, x % y) : x);
 /** The least step q such that q·per elements are a whole number of aligned blocks. */
@@ -69,7 +69,7 @@ function alignedChunk(items: number, most: number, per: number[]): number {
  * aligned offset, else a copy into a new tensor (kept in `temps` to be freed after the dispatch).
  */
 function operand(t: Tensor, start: number, count: number, temps: Tensor[]): GPUBufferBinding {
-  if (start % ALIGN === 0) return { buffer: t.buffer, offset: start * 4, size: Math.min(Math.ceil(count / 4) * 16, t.buffer.size - start * 4) };
+  if (start % ALIGN === 0) return rangeBinding(t, start, count);
   const copy = Tensor.empty([count], 'matmul staged operand');
   copyBuffer(t.buffer, start * 4, copy.buffer, 0, count * 4);
   temps.push(copy);
