@@ -4,7 +4,7 @@
  * `u` (a `vec4<f32>` uniform of runtime scalars); `T` is `f32`, or `vec4<f32>` when every input has
  * the output's shape and the size divides by 4 (four elements per thread, vector loads).
  */
-import { buffers, linearMain, stridedOffset } from './common.js';
+import { WG, buffers, linearMain, stridedOffset } from './common.js';
 
 const NAMES = ['a', 'b', 'c'];
 
@@ -53,9 +53,9 @@ export function splitMapKernel(expr: string, inShapes: number[][], outShape: num
 @group(0) @binding(${inShapes.length + 1}) var<uniform> u: U;`;
   const loads = inShapes.map((s, k) => operandLoad(k, s, outShape, 'g', ` - u.o${k}`));
   return `${header(expr, 'f32', inShapes, uniform, inPlace)}
-@compute @workgroup_size(64)
+@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= u.count) { return; }
   let g = u.start + i;
 ${body(loads, inPlace, 'g - u.ob')}

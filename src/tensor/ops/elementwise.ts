@@ -8,6 +8,7 @@ import { Tensor } from '../tensor.js';
 import { SPLIT_UNIFORM_WORDS, broadcastStrides, mapKernel, splitMapKernel } from '../../shaders/elementwise.js';
 import { bindRange, chunkElements, forRanges, rangeBinding } from '../split.js';
 import { offsetOf } from './shape.js';
+import { WG } from '../../shaders/common.js';
 
 export type Operand = Tensor | number;
 
@@ -91,7 +92,7 @@ function runMap(name: string, code: string, tensors: Tensor[], outShape: number[
       words[7 + k] = lo - delta;
       return range;
     });
-    dispatch({ name, detail, code: kernel, workgroups: Math.ceil(len / 64), buffers: [...bindings, outRange], uniforms: words });
+    dispatch({ name, detail, code: kernel, workgroups: Math.ceil(len / WG), buffers: [...bindings, outRange], uniforms: words });
   }
 }
 
