@@ -10,8 +10,8 @@
  * equal modulo the stride), where only the taps that land on an output pixel take part, so no zeros
  * are inserted. `gconvKernel` keeps `tileO` output channels × `tileP` positions per thread; with
  * subgroups, 8 lanes take adjacent positions and share the weights (each lane loads one channel's and
- * the others read them by shuffle). `tiledGconvKernel` is the matmul kernel's tiling. The weight gradient is the
- * same GEMM with the reduction over pixels. Lavapipe turns each storage load into per-lane loads with
+ * the others read them by shuffle). `tiledGconvKernel` is the matmul kernel's tiling. The weight
+ * gradient is the same GEMM with the reduction over pixels. Lavapipe turns each storage load into per-lane loads with
  * bounds checks, so loads per FMA is what counts; workgroup shared memory would only add loads.
  *
  * Only the tile shape, the flags and the number of unrolled steps are compiled in: sizes, strides,
@@ -256,9 +256,8 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
  * \`tn\` channels of every position. Per tap and 8 packed channels, each lane loads one vec4 of A
  * for a quarter of the positions and \`subgroupBroadcast\` hands it to the others, while each lane
  * loads its own weights (WT padded to whole tiles, so no checks). A and WT are read as texels (see
- * matmul). Same uniforms as \`gconvKernel\`,
- * with u.blocks row tiles and u.tilesO channel tiles; packed channels a multiple of 8. Rows run
- * across images so that small grids fill the tiles.
+ * matmul). Same uniforms as \`gconvKernel\`, with u.blocks row tiles and u.tilesO channel tiles;
+ * packed channels a multiple of 8. Rows run across images so that small grids fill the tiles.
  * One workgroup per tile: bindings A (texels), WT (texels), bias, B, uniforms.
  */
 export function tiledGconvKernel(tm: number, tn: number): string {
