@@ -96,14 +96,14 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
   };
 
   // Ours: y = conv(x, w), built before each timed backward with output gradient r.
-  let graph: Tensor[] = [];
+  let y: Tensor | null = null;
   const build = () => {
-    graph = [conv2d(x, w, null, opts)];
+    y = conv2d(x, w, null, opts);
   };
   const leaf = pass === 'backward-data' ? x : w;
   const release = () => {
-    graph.forEach((t) => t.dispose());
-    graph = [];
+    y?.dispose();
+    y = null;
     leaf.grad?.dispose();
     leaf.grad = null;
   };
@@ -115,7 +115,7 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
       return out;
     }
     build();
-    graph[0].backward(r);
+    y!.backward(r);
     const out = await leaf.grad!.data();
     release();
     return out;
@@ -126,7 +126,7 @@ async function prepareConv(s: ConvSpec, pass: Pass, oh: number): Promise<Prepare
       ? { fn: async (pacer) => { tidy(() => { conv2d(x, w, null, opts); }); await syncOurs(pacer); } }
       : {
         beforeEach: async () => { build(); await synchronize(); },
-        fn: async (pacer) => { graph[0].backward(r); await syncOurs(pacer); },
+        fn: async (pacer) => { y!.backward(r); await syncOurs(pacer); },
         afterEach: release,
       },
     theirs: { fn: async (pacer) => { const y = theirsRun(); await syncTf(y, pacer); y.dispose(); } },
