@@ -4,7 +4,8 @@
  * `u` (a `vec4<f32>` uniform of runtime scalars); `T` is `f32`, or `vec4<f32>` when every input has
  * the output's shape and the size divides by 4 (four elements per thread, vector loads).
  */
-import { WG, buffers, linearMain, stridedOffset } from './common.js';
+import { buffers, linearMain, stridedOffset } from './common.js';
+import { chunkMain } from './movement.js';
 
 const NAMES = ['a', 'b', 'c'];
 
@@ -43,23 +44,17 @@ ${linearMain(total, body(loads, inPlace, 'i'))}`,
 export const SPLIT_UNIFORM_WORDS = 12;
 
 /**
- * `mapKernel` for one chunk of a large output, outputs [u.start, u.start + u.count), with operands
+ * `mapKernel` for one chunk of a large output, outputs [u.start, u.start + u.total), with operands
  * that broadcast: every binding is a sub-range, and an element at logical offset j of operand k
  * (or of the output) is read at j - u.o<k> (u.ob). One pipeline serves every chunk.
  */
 export function splitMapKernel(expr: string, inShapes: number[][], outShape: number[], inPlace = false): string {
   const bases = inShapes.map((_, k) => `o${k}: u32`).join(', ');
-  const uniform = `struct U { x: f32, y: f32, z: f32, w: f32, start: u32, count: u32, ob: u32${bases ? `, ${bases}` : ''} }
+  const uniform = `struct U { x: f32, y: f32, z: f32, w: f32, start: u32, total: u32, ob: u32${bases ? `, ${bases}` : ''} }
 @group(0) @binding(${inShapes.length + 1}) var<uniform> u: U;`;
   const loads = inShapes.map((s, k) => operandLoad(k, s, outShape, 'g', ` - u.o${k}`));
   return `${header(expr, 'f32', inShapes, uniform, inPlace)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= u.count) { return; }
-  let g = u.start + i;
-${body(loads, inPlace, 'g - u.ob')}
-}`;
+${chunkMain(`  let g = u.start + i;\n${body(loads, inPlace, 'g - u.ob')}`)}`;
 }
 
 const sameShape = (s: number[], outShape: number[]) => s.length === outShape.length && s.every((d, i) => d === outShape[i]);
