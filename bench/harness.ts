@@ -67,8 +67,8 @@ export interface Measure {
   medianMs: number;
   /** Work per second in the case's unit. */
   rate: number;
-  /** The first call, shader compilation included. */
-  firstMs: number;
+  /** The first call after the check (`firstCalls`; not measured with `--quick`). */
+  firstMs: number | null;
   iterations: number;
 }
 
@@ -87,27 +87,33 @@ export interface Row {
 }
 
 /**
- * Times both sides of a case: a first call of each (shader compilation included), then `iterations`
- * rounds of one tinybench run with one iteration of ours and one of theirs (the first round after a
- * warm-up of each). Alternating keeps the shared machine's slow swings in speed out of the ratio.
+ * Times one call of each side after the check: the compilation of what the check did not run (the
+ * backward and optimiser of a training step) and each library's first-use costs.
+ */
+export async function firstCalls(sides: [Timed, Timed]): Promise<[number, number]> {
+  const ms: number[] = [];
+  for (const t of sides) {
+    await t.beforeEach?.();
+    const t0 = performance.now();
+    await t.fn(new Pacer());
+    ms.push(performance.now() - t0);
+    t.afterEach?.();
+  }
+  return [ms[0], ms[1]];
+}
+
+/**
+ * Times both sides of a case: `iterations` rounds of one tinybench run with one iteration of ours
+ * and one of theirs, the first round after an untimed warm-up of each (which also gives the pacers
+ * a time). Alternating keeps the shared machine's slow swings in speed out of the ratio.
  */
 export async function measurePair(sides: [Timed, Timed], unit: Unit, work: number, iterations: number): Promise<[Measure, Measure]> {
-  // The first call compiles pipelines; a pacer that remembered it would sleep too long afterwards.
   const pacers = sides.map(() => new Pacer());
   const once = (t: Timed, i: number) => async () => {
     pacers[i].start();
     await t.fn(pacers[i]);
     pacers[i].end();
   };
-  const firstMs: number[] = [];
-  for (const [i, t] of sides.entries()) {
-    await t.beforeEach?.();
-    const t0 = performance.now();
-    await once(t, i)();
-    firstMs.push(performance.now() - t0);
-    t.afterEach?.();
-    pacers[i] = new Pacer();
-  }
   const samples: number[][] = sides.map(() => []);
   for (let round = 0; round < iterations; round++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: round === 0 ? 1 : 0, warmupTime: 0, throws: true, retainSamples: true });
@@ -124,7 +130,7 @@ export async function measurePair(sides: [Timed, Timed], unit: Unit, work: numbe
     const sorted = [...samples[i]].sort((x, y) => x - y);
     const mid = sorted.length >> 1;
     const medianMs = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    return { medianMs, rate: work / scale / (medianMs / 1000), firstMs: firstMs[i], iterations: sorted.length };
+    return { medianMs, rate: work / scale / (medianMs / 1000), firstMs: null, iterations: sorted.length };
   };
   return [result(0), result(1)];
 }

@@ -5,7 +5,7 @@
  * results differ is reported as failed and not timed.
  */
 import { writeFileSync } from 'node:fs';
-import { measurePair, type Case, type Row } from './harness.js';
+import { firstCalls, measurePair, type Case, type Row } from './harness.js';
 import { setup } from './setup.js';
 import { matmulCases } from './cases/matmul.js';
 import { convCases } from './cases/conv.js';
@@ -47,7 +47,7 @@ function tableOf(rows: Row[]): string {
     r.tfjs ? fmtMs(r.tfjs.medianMs) : '–',
     r.tfjs ? `${fmtRate(r.tfjs.rate)} ${r.unit}` : '–',
     r.speedup ? `${r.speedup.toFixed(2)}x` : '–',
-    r.ours && r.tfjs ? `${(r.ours.firstMs / 1000).toFixed(1)} s / ${(r.tfjs.firstMs / 1000).toFixed(1)} s` : '–',
+    r.ours?.firstMs != null && r.tfjs?.firstMs != null ? `${(r.ours.firstMs / 1000).toFixed(1)} s / ${(r.tfjs.firstMs / 1000).toFixed(1)} s` : '–',
     r.error ? `FAILED: ${r.error}` : r.check,
   ]);
   const md = (cells: string[]) => `| ${cells.join(' | ')} |`;
@@ -56,12 +56,14 @@ function tableOf(rows: Row[]): string {
 
 async function runCase(c: Case, quick: boolean): Promise<Row> {
   const row: Row = { group: c.group, name: c.name, shape: c.shape, unit: c.unit, note: c.note, ours: null, tfjs: null, speedup: null, check: '' };
-  const iterations = c.unit === 'images/s' ? (quick ? 2 : 4) : quick ? 3 : 7;
+  const iterations = quick ? 1 : c.unit === 'images/s' ? 4 : 7;
   try {
     const p = await c.prepare();
     try {
       row.check = await p.check();
+      const first = quick ? null : await firstCalls([p.ours, p.theirs]);
       [row.ours, row.tfjs] = await measurePair([p.ours, p.theirs], c.unit, c.work, iterations);
+      if (first) [row.ours.firstMs, row.tfjs.firstMs] = first;
       row.speedup = row.ours.rate / row.tfjs.rate;
     } finally {
       p.dispose();
@@ -83,11 +85,12 @@ async function main(): Promise<void> {
     .filter((c) => !args.only || args.only.test(`${c.group} ${c.name} ${c.shape}`));
   const rows: Row[] = [];
   for (const c of cases) {
+    const t0 = performance.now();
     const row = await runCase(c, args.quick);
     rows.push(row);
     const speed = row.speedup ? `${row.speedup.toFixed(2)}x tfjs` : (row.error ?? '');
     const rate = row.ours && row.tfjs ? `${fmtRate(row.ours.rate)} vs ${fmtRate(row.tfjs.rate)} ${c.unit}` : '';
-    console.log(`${c.group} ${c.name} ${c.shape}: ${rate} ${speed}`);
+    console.log(`${c.group} ${c.name} ${c.shape}: ${rate} ${speed} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
   const seconds = (Date.now() - started.getTime()) / 1000;
   console.log(`\n${tableOf(rows)}\n\n${started.toISOString()}, ${seconds.toFixed(0)} s in all`);

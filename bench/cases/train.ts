@@ -2,8 +2,9 @@
  * Whole training steps (forward, BCE-with-logits loss, backward, Adam) in images per second.
  * Ours records the step with no read-back and no awaited promise, and waits once at the end of the
  * iteration; tfjs runs `optimizer.minimize` and reads the cost back. Both start from the same
- * weights (ours copied into the tf.layers twin), and the check compares their logits on the first
- * batch. EfficientNet runs without dropout and drop-connect on both sides, so the logits compare.
+ * weights (ours copied into the tf.layers twin), and the check compares their logits, loss and
+ * global gradient norm on the first batch (running the backward also compiles its pipelines before
+ * the timing). EfficientNet runs without dropout and drop-connect on both sides, so they compare.
  */
 import { nn, optim, tensor, tidy, type Tensor } from '@lib/nn';
 import { expectClose, nchwToNhwc, randomData, type Case, type Prepared } from '../harness.js';
@@ -25,9 +26,9 @@ interface ModelSpec {
 
 const MODELS: ModelSpec[] = [
   { name: 'small CNN', batch: 16, size: 64, quick: true, build: () => new SmallCnn(CLASSES) },
-  { name: 'ResNet-18', batch: 8, size: 64, quick: false, build: () => nn.resnet18({ numClasses: CLASSES }) },
+  { name: 'ResNet-18', batch: 8, size: 64, quick: true, build: () => nn.resnet18({ numClasses: CLASSES }) },
   {
-    name: 'EfficientNet-B0', batch: 8, size: 64, quick: false, build: () => effnet('efficientnet-b0', 64),
+    name: 'EfficientNet-B0', batch: 8, size: 64, quick: true, build: () => effnet('efficientnet-b0', 64),
     reference: { build: () => nn.EfficientNet.fromName('efficientnet-b0', { imageSize: 64 }), params: 5_288_548 },
   },
   { name: 'ResNet-50', batch: 8, size: 64, quick: false, build: () => nn.resnet50({ numClasses: CLASSES }) },
@@ -91,14 +92,34 @@ async function prepareTrain(spec: ModelSpec): Promise<Prepared> {
       },
     },
     check: async () => {
-      const logits: Tensor = tidy(() => model.forward(x));
-      const got = await logits.data();
-      logits.dispose();
-      const t = tf.tidy(logitsTf);
-      const want = await t.data();
-      t.dispose();
+      // one forward and backward each: logits, loss and ‖∇‖ over all parameters (independent of
+      // the two libraries' weight layouts); it also compiles the backward before the timing
+      const [logits, loss]: Tensor[] = tidy(() => {
+        const out = model.forward(x);
+        const l = nn.functional.binaryCrossEntropyWithLogits(out, y);
+        l.backward();
+        return [out, l];
+      });
+      const norm = optim.clipGradNorm([...model.parameters()], Infinity);
+      const [got, ourLoss, ourNorm] = [await logits.data(), await loss.item(), await norm.item()];
+      [logits, loss, norm].forEach((v) => v.dispose());
+      opt.zeroGrad();
+      let tfLogits: tf.Tensor | null = null;
+      const vars = twin.model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(() => {
+        tfLogits = tf.keep(logitsTf());
+        return tf.losses.sigmoidCrossEntropy(ty, tfLogits) as tf.Scalar;
+      }, vars);
+      // summed one by one: addN of every gradient would bind more buffers than a shader may have
+      const tfNorm = tf.tidy(() => tf.sqrt(Object.values(grads).reduce((acc: tf.Tensor, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0))));
+      const want = await tfLogits!.data();
+      const [theirLoss, theirNorm] = [(await value.data())[0], (await tfNorm.data())[0]];
+      tf.dispose([tfLogits!, value, tfNorm, ...Object.values(grads)]);
+      const close = expectClose('logits', got, want, 1e-2, 1e-3);
+      expectClose('loss', [ourLoss], [theirLoss], 1e-3, 1e-6);
+      expectClose('gradient norm', [ourNorm], [theirNorm], 1e-2, 1e-6);
       const ref = spec.reference ? ` (${spec.reference.params.toLocaleString('en-US')} with 1000 classes)` : '';
-      return `${expectClose('logits', got, want, 1e-2, 1e-3)}, ${ours.toLocaleString('en-US')} parameters on both sides${ref}`;
+      return `${close}, loss and gradient norm ok, ${ours.toLocaleString('en-US')} parameters on both sides${ref}`;
     },
     dispose: () => {
       opt.zeroGrad();
