@@ -82,12 +82,6 @@ function sweep(p: SweepParams, rows: { h: string; w: string; base: string; y0: s
 }
 
 /**
- * Runtime geometry of the stencil: A per image [ca, ha, wa], B per image [cb, hwb = hb·wb], grid gh×gw
- * (position (gy, gx) written at B[(oy0 + gy·osy)·wb + ox0 + gx·osx]) swept in `strips` strips of `th`
- * rows; kernel row i at weight row ky0 + i·kys and input offset dy0 + i·dys, column c at kx0 + c·kxs
- * and dx0 + c·dxs (the spacings dys, dxs compiled in).
- */
-/**
  * Decodes thread `t` into column tile `tx`, row strip [t0, tEnd) of `rows`, channel `ch` (of
  * `channels`) and image `n` of the chunk; `live` is false for threads past the chunk, which compute on
  * clamped indices and store nothing.
@@ -102,6 +96,12 @@ const stripThread = (ch: string, channels: string, rows: string) => `let tx = t 
   let t0 = strip * u.th;
   let tEnd = min(t0 + u.th, ${rows});`;
 
+/**
+ * Runtime geometry of the stencil: A per image [ca, ha, wa], B per image [cb, hwb = hb·wb], grid gh×gw
+ * (position (gy, gx) written at B[(oy0 + gy·osy)·wb + ox0 + gx·osx]) swept in `strips` strips of `th`
+ * rows; kernel row i at weight row ky0 + i·kys and input offset dy0 + i·dys, column c at kx0 + c·kxs
+ * and dx0 + c·dxs (the spacings dys, dxs compiled in).
+ */
 export const STENCIL_U = uniformLayout(
   ['ca', 'ha', 'wa', 'cb', 'hwb', 'wb', 'gh', 'gw', 'tilesX', 'strips', 'th', 'mult', 'kk', 'kw', 'oy0', 'ox0', 'osy', 'osx',
     'ky0', 'kys', 'dy0', 'kx0', 'kxs', 'dx0'],

@@ -110,9 +110,10 @@ function stridedCopy(name: string, kind: 'gather' | 'scatter', lin: Tensor, strd
   rest = sh.slice(level + 1).reduce((a, d, i) => a + (d - 1) * st[level + 1 + i], 0);
   const code = stridedCopyKernel(kind, sh.slice(level), st.slice(level));
   const step = balancedChunk(sh[level], most);
-  const outer = numelOf(sh.slice(0, level));
+  const outerShape = sh.slice(0, level);
+  const outer = numelOf(outerShape);
   for (let q = 0; q < outer; q++) {
-    const at = base + offsetOf(q, sh.slice(0, level), st);
+    const at = base + offsetOf(q, outerShape, st);
     for (let j = 0; j < sh[level]; j += step) {
       const cnt = Math.min(step, sh[level] - j);
       const [lb, linOff] = bindRange(lin, (q * sh[level] + j) * inner, cnt * inner);
