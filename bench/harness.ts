@@ -67,8 +67,6 @@ export interface Measure {
   medianMs: number;
   /** Work per second in the case's unit. */
   rate: number;
-  /** The first call after the check (`firstCalls`; not measured with `--quick`). */
-  firstMs: number | null;
   iterations: number;
 }
 
@@ -80,6 +78,8 @@ export interface Row {
   note?: string;
   ours: Measure | null;
   tfjs: Measure | null;
+  /** ms of the first call of ours and of tfjs after the check (`firstCalls`; not measured with `--quick`). */
+  firstMs: [ours: number, tfjs: number] | null;
   /** ours rate / tfjs rate: above 1 means we are faster. */
   speedup: number | null;
   check: string;
@@ -130,7 +130,7 @@ export async function measurePair(sides: [Timed, Timed], unit: Unit, work: numbe
     const sorted = [...samples[i]].sort((x, y) => x - y);
     const mid = sorted.length >> 1;
     const medianMs = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    return { medianMs, rate: work / scale / (medianMs / 1000), firstMs: null, iterations: sorted.length };
+    return { medianMs, rate: work / scale / (medianMs / 1000), iterations: sorted.length };
   };
   return [result(0), result(1)];
 }

@@ -47,7 +47,7 @@ function tableOf(rows: Row[]): string {
     r.tfjs ? fmtMs(r.tfjs.medianMs) : '–',
     r.tfjs ? `${fmtRate(r.tfjs.rate)} ${r.unit}` : '–',
     r.speedup ? `${r.speedup.toFixed(2)}x` : '–',
-    r.ours?.firstMs != null && r.tfjs?.firstMs != null ? `${(r.ours.firstMs / 1000).toFixed(1)} s / ${(r.tfjs.firstMs / 1000).toFixed(1)} s` : '–',
+    r.firstMs ? r.firstMs.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(' / ') : '–',
     r.error ? `FAILED: ${r.error}` : r.check,
   ]);
   const md = (cells: string[]) => `| ${cells.join(' | ')} |`;
@@ -55,15 +55,14 @@ function tableOf(rows: Row[]): string {
 }
 
 async function runCase(c: Case, quick: boolean): Promise<Row> {
-  const row: Row = { group: c.group, name: c.name, shape: c.shape, unit: c.unit, note: c.note, ours: null, tfjs: null, speedup: null, check: '' };
+  const row: Row = { group: c.group, name: c.name, shape: c.shape, unit: c.unit, note: c.note, ours: null, tfjs: null, firstMs: null, speedup: null, check: '' };
   const iterations = quick ? 1 : c.unit === 'images/s' ? 4 : 7;
   try {
     const p = await c.prepare();
     try {
       row.check = await p.check();
-      const first = quick ? null : await firstCalls([p.ours, p.theirs]);
+      row.firstMs = quick ? null : await firstCalls([p.ours, p.theirs]);
       [row.ours, row.tfjs] = await measurePair([p.ours, p.theirs], c.unit, c.work, iterations);
-      if (first) [row.ours.firstMs, row.tfjs.firstMs] = first;
       row.speedup = row.ours.rate / row.tfjs.rate;
     } finally {
       p.dispose();
