@@ -101,7 +101,7 @@ export function goldenValues(name: string, shape: number[]): Float32Array {
   return Float32Array.from(u, f);
 }
 
-export function buildModel(spec: GoldenSpec): Module {
+function buildModel(spec: GoldenSpec): Module {
   const resnets: Record<string, typeof resnet18> = { resnet18, resnet34, resnet50, resnet101, resnet152 };
   if (resnets[spec.model]) return resnets[spec.model]({ numClasses: spec.numClasses });
   return EfficientNet.fromName(spec.model, {
@@ -129,7 +129,7 @@ async function summarise(t: Tensor): Promise<Summary> {
 }
 
 /** The spec's model with the hashed weights, its input and its 0/1 targets (dispose all three). */
-export function goldenSetup(spec: GoldenSpec): { model: Module; x: Tensor; y: Tensor } {
+function goldenSetup(spec: GoldenSpec): { model: Module; x: Tensor; y: Tensor } {
   const model = buildModel(spec);
   const sd = new Map([...model.stateDict()].map(([k, t]) => [k, tensor(goldenValues(k, t.shape), t.shape)]));
   model.loadStateDict(sd);
