@@ -36,6 +36,23 @@ describe('autograd', () => {
     expect(await b.grad!.toArray()).toEqual([3, 3, 3]);
   });
 
+  it('hands one gradient to several inputs without freeing it early (add, broadcast first, already-seen input)', async () => {
+    // add returns the same g for both inputs: reducing it for the first, or accumulating it into a
+    // gradient the first input already has, must leave it intact for the second.
+    const bias = tensor([0.5], undefined, { requiresGrad: true });
+    const x = tensor([1, 2, 3], undefined, { requiresGrad: true });
+    bias.add(x).mul(x).sum().backward(); // d/dbias = Σx, d/dx = bias + 2x
+    expect(Array.from(await bias.grad!.data())).toEqual([6]);
+    expect(Array.from(await x.grad!.data())).toEqual([2.5, 4.5, 6.5]);
+    const a = tensor([1, 2, 3], undefined, { requiresGrad: true });
+    const b = tensor([4, 5, 6], undefined, { requiresGrad: true });
+    a.add(b).mul(a).sum().backward(); // a is seen by mul first: d/da = 2a + b, d/db = a
+    expect(Array.from(await a.grad!.data())).toEqual([6, 9, 12]);
+    expect(Array.from(await b.grad!.data())).toEqual([1, 2, 3]);
+    a.add(a).sum().backward(); // the same input twice: += 2
+    expect(Array.from(await a.grad!.data())).toEqual([8, 11, 14]);
+  });
+
   it('detach and noGrad cut the graph', async () => {
     const x = tensor([2], undefined, { requiresGrad: true });
     const y = x.mul(x.detach());

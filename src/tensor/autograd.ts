@@ -100,25 +100,28 @@ export function backward(root: Tensor, grad: Tensor): void {
       } catch (e) {
         throw new Error(`backward through ${fn.name}: ${(e as Error).message}`);
       }
-      const taken = new Set<Tensor>();
+      // One tensor (or views of one buffer) may be the gradient of several inputs: add hands back g
+      // twice. So whatever this step received or made is freed only at its end, unless `grads` now
+      // holds it, and a gradient whose buffer `grads` already holds from this step is cloned first.
+      const made = new Set<Tensor>([g]);
+      for (const gi of inGrads) if (gi) made.add(gi);
+      const kept = new Set<Tensor>();
+      const keptBuffers = new Set<GPUBuffer>();
       fn.inputs.forEach((x, i) => {
-        let gi = inGrads[i];
-        if (!gi || !x.requiresGrad) return;
-        if (taken.has(gi)) gi = gi.clone();
-        taken.add(gi);
-        if (gi.shape.join() !== x.shape.join()) {
-          const summed = sumToShape(gi, x.shape);
-          if (summed !== gi) gi.dispose();
-          gi = summed;
-        }
+        const raw = inGrads[i];
+        if (!raw || !x.requiresGrad) return;
+        let gi = raw.shape.join() === x.shape.join() ? raw : sumToShape(raw, x.shape);
+        if (keptBuffers.has(gi.buffer)) gi = gi.clone();
+        made.add(gi);
         const prev = grads.get(x);
-        if (prev) {
-          accumulate(prev, gi);
-          gi.dispose();
-        } else grads.set(x, gi);
+        if (prev) accumulate(prev, gi);
+        else {
+          grads.set(x, gi);
+          kept.add(gi);
+          keptBuffers.add(gi.buffer);
+        }
       });
-      if (!taken.has(g)) g.dispose();
-      for (const gi of inGrads) if (gi && !taken.has(gi) && gi !== g) gi.dispose();
+      for (const t of made) if (!kept.has(t)) t.dispose();
     }
   });
 }
