@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { init, manualSeed, mapInPlace, noGrad, tensor, tidy } from '@lib/nn';
 import { binaryCrossEntropyWithLogits } from '../src/nn/functional/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../src/nn/layers/index.js';
-import { Rng } from './reference/rng.js';
+import { Rng } from './reference/index.js';
 
 const SIZE = 16;
 

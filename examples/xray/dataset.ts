@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { data } from '@lib/nn';
 import type { Config } from './cli.js';
-import { generateSyntheticNih } from './synthetic.js';
+import { generateSyntheticNih, SYNTHETIC_VERSION } from './synthetic.js';
 
 export interface XrayData {
   dataDir: string;
@@ -27,7 +27,7 @@ export function locateData(config: Config, log: (s: string) => void): string {
     return dir;
   }
   const size = 128;
-  const dir = resolve('.cache', `xray-synthetic-${config.syntheticPatients}p-${size}px-seed${config.seed}`);
+  const dir = resolve('.cache', `xray-synthetic-v${SYNTHETIC_VERSION}-${config.syntheticPatients}p-${size}px-seed${config.seed}`);
   const t0 = performance.now();
   const r = generateSyntheticNih(dir, { patients: config.syntheticPatients, imageSize: size, seed: config.seed, boost: 0.06 });
   log(r.skipped

@@ -1,28 +1,14 @@
 /** Drawing primitives for the synthetic radiographs: a seeded RNG, soft shapes, value noise, a float canvas. */
+import { data } from '@lib/nn';
 
-/** Seeded PRNG (mulberry32): fast, and identical on every platform, so datasets are reproducible. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  uniform(a: number, b: number): number {
-    return a + (b - a) * this.next();
-  }
+/** The library's seeded generator, plus the draws the phantom needs. */
+export class Rng extends data.Rng {
   /** Integer in [a, b], both included. */
-  int(a: number, b: number): number {
-    return a + Math.floor(this.next() * (b - a + 1));
+  between(a: number, b: number): number {
+    return a + this.int(b - a + 1);
   }
   uint32(): number {
-    return Math.floor(this.next() * 4294967296) >>> 0;
+    return this.int(0x100000000);
   }
   chance(p: number): boolean {
     return this.next() < p;
@@ -36,10 +22,6 @@ export class Rng {
     let u = this.next() * weights.reduce((s, w) => s + w, 0);
     for (let i = 0; i < weights.length; i++) if ((u -= weights[i]) < 0) return i;
     return weights.length - 1;
-  }
-  /** Standard normal (Box–Muller). */
-  normal(): number {
-    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
   }
 }
 

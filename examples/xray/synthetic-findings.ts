@@ -72,7 +72,7 @@ export function drawFindings(c: Canvas, a: Anatomy, lungs: [Lung, Lung], has: (f
     }
   }
   if (has('Infiltration')) {
-    for (let k = r.int(3, 6); k > 0; k--) {
+    for (let k = r.between(3, 6); k > 0; k--) {
       const l = pickLung();
       const [x0, y0] = pointInLung(r, l);
       const rad = r.uniform(0.035, 0.06);
@@ -90,7 +90,7 @@ export function drawFindings(c: Canvas, a: Anatomy, lungs: [Lung, Lung], has: (f
       0.32 * inside(ell(x, y, x0, y0, rad, rad) / (1 + 0.08 * Math.sin(3 * Math.atan2(y - y0, x - x0) + lobes)), 0.15));
   }
   if (has('Nodule')) {
-    for (let k = r.int(1, 3); k > 0; k--) {
+    for (let k = r.between(1, 3); k > 0; k--) {
       const [x0, y0] = pointInLung(r, pickLung());
       blob(x0, y0, r.uniform(0.03, 0.042), 0.32);
     }
@@ -110,7 +110,7 @@ export function drawFindings(c: Canvas, a: Anatomy, lungs: [Lung, Lung], has: (f
     const box: Box = [x0 - rad * 1.5, y0 - rad * 1.5, x0 + rad * 1.5, y0 + rad * 1.5];
     c.mix(box, (x, y) => 0.9 * region(x, y), a.tissue * 0.9);
     const hilum: [number, number] = [l.cx - l.dir * 0.7 * l.rx, l.cy];
-    for (let k = r.int(2, 3); k > 0; k--) {
+    for (let k = r.between(2, 3); k > 0; k--) {
       const end: [number, number] = [x0 + r.uniform(-0.8, 0.8) * rad, y0 + r.uniform(-0.8, 0.8) * rad];
       c.add(box, (x, y) => -0.22 * inside(segmentDistance(x, y, hilum, end) / 0.007, 0.6) * region(x, y));
     }

@@ -63,6 +63,9 @@ export interface SyntheticNihResult {
 
 const MARKER = '.synthetic-complete.json';
 
+/** Raised whenever the generator draws other images for the same options, so caches named by it match the code. */
+export const SYNTHETIC_VERSION = 2;
+
 /**
  * Target per-image frequency of each finding and of an abnormal image for a given `boost`.
  * Boosted classes raise the abnormal fraction too, so the mean number of findings per abnormal
@@ -233,7 +236,7 @@ export function generateSyntheticNih(dir: string, options: SyntheticNihOptions):
       const grey = renderPhantom(jitterAnatomy(anatomy, rng), labels, imageSize, rng.uint32());
       writeFileSync(join(folder, name), encodeGreyPng(grey, imageSize));
       const view = rng.chance(0.4) ? 'AP' : 'PA';
-      const [w, h] = [rng.int(2000, 3056), rng.int(2020, 3056)];
+      const [w, h] = [rng.between(2000, 3056), rng.between(2020, 3056)];
       const spacing = rng.chance(0.8) ? '0.143' : '0.168';
       const text = labels.length ? [...labels].sort().join('|') : 'No Finding';
       lines.push(`${name},${text},${fu},${pid},${age},${sex},${view},${w},${h},${spacing},${spacing},`);

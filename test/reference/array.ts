@@ -1,4 +1,4 @@
-import type { Rng } from './rng.js';
+import type { Rng } from '../../src/data/rng.js';
 
 /** A dense row-major float64 array: the value type of every reference op. */
 export interface Arr {

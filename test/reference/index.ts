@@ -1,6 +1,7 @@
 // Plain float64 reference implementations: the ground truth kernel tests compare against.
 export * from './array.js';
-export * from './rng.js';
+// Test data comes from the library's seeded generator (itself tested in data-transforms.test.ts).
+export { Rng } from '../../src/data/rng.js';
 export * from './elementwise.js';
 export * from './reduce.js';
 export * from './shape.js';
