@@ -4,6 +4,8 @@ import * as nn from '@lib/nn';
 import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
 import { dispatch, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toTexels } from '../src/tensor/device.js';
 import { buffers, texel } from '../src/shaders/common.js';
+import * as R from './reference/index.js';
+import { gradcheck } from './gradcheck.js';
 
 beforeAll(async () => {
   await init();
@@ -51,6 +53,54 @@ describe('autograd', () => {
     expect(Array.from(await b.grad!.data())).toEqual([1, 2, 3]);
     a.add(a).sum().backward(); // the same input twice: += 2
     expect(Array.from(await a.grad!.data())).toEqual([8, 11, 14]);
+  });
+
+  it('matches finite differences on random graphs with reused nodes, broadcasting, reductions and views', async () => {
+    // Each graph draws steps over the nodes so far (leaves first), so nodes feed several later steps,
+    // sometimes both operands of one; the output adds up every node nothing else consumed. Every
+    // buffer the forward and backward made is freed once the gradients are.
+    type Step = { op: 'add' | 'sub' | 'mul' | 'tanh' | 'sigmoid' | 'sum' | 'view' | 'clone'; args: number[]; dim?: number };
+    const evaluate = <T extends { shape: number[] }>(steps: Step[], leaves: T[], f: Record<Step['op'], (args: T[], dim?: number) => T>, add: (a: T, b: T) => T) => {
+      const nodes = [...leaves];
+      const used = new Set<number>();
+      for (const s of steps) {
+        s.args.forEach((i) => used.add(i));
+        nodes.push(f[s.op](s.args.map((i) => nodes[i]), s.dim));
+      }
+      return nodes.filter((_, i) => !used.has(i)).reduce(add);
+    };
+    const gpu: Record<Step['op'], (a: nn.Tensor[], dim?: number) => nn.Tensor> = {
+      add: ([a, b]) => a.add(b), sub: ([a, b]) => a.sub(b), mul: ([a, b]) => a.mul(b), tanh: ([a]) => a.tanh(),
+      sigmoid: ([a]) => a.sigmoid(), sum: ([a], d) => a.sum(d, true), view: ([a]) => a.reshape([a.numel]).reshape(a.shape), clone: ([a]) => a.clone(),
+    };
+    const ref: Record<Step['op'], (a: R.Arr[], dim?: number) => R.Arr> = {
+      add: ([a, b]) => R.add(a, b), sub: ([a, b]) => R.sub(a, b), mul: ([a, b]) => R.mul(a, b), tanh: ([a]) => R.tanh(a),
+      sigmoid: ([a]) => R.sigmoid(a), sum: ([a], d) => R.sum(a, [d!], true), view: ([a]) => a, clone: ([a]) => a,
+    };
+    const rng = new R.Rng(99);
+    const ops: Step['op'][] = ['add', 'sub', 'mul', 'mul', 'tanh', 'sigmoid', 'sum', 'view', 'clone'];
+    for (let trial = 0; trial < 6; trial++) {
+      const leafShapes = [[2, 3, 4], [3, 4], [2, 1, 4], [1]];
+      const shapes = [...leafShapes];
+      const steps: Step[] = [];
+      for (let k = 0; k < 10; k++) {
+        const op = ops[rng.int(ops.length)];
+        const pick = () => rng.int(shapes.length);
+        const step: Step = { op, args: op === 'add' || op === 'sub' || op === 'mul' ? [pick(), pick()] : [pick()] };
+        const shape = step.args.map((i) => shapes[i]).reduce(R.broadcastShape);
+        if (op === 'sum') {
+          const dims = shape.map((_, d) => d).filter((d) => shape[d] > 1);
+          if (!dims.length) continue;
+          step.dim = dims[rng.int(dims.length)];
+        }
+        steps.push(step);
+        shapes.push(op === 'sum' ? shape.map((n, d) => (d === step.dim ? 1 : n)) : shape);
+      }
+      const leaves = leafShapes.map((s) => R.randArr(s, rng));
+      const live = memoryInfo().liveBuffers;
+      await gradcheck((...xs) => evaluate(steps, xs, gpu, (a, b) => a.add(b)), (...xs) => evaluate(steps, xs, ref, R.add), leaves);
+      expect(memoryInfo().liveBuffers, 'buffers left after the graph, its backward and its gradients are gone').toBe(live);
+    }
   });
 
   it('detach and noGrad cut the graph', async () => {
