@@ -179,7 +179,7 @@ describe('optim', () => {
     expectClose(await ps[1].data(), hs[1].data, 'param 1');
   });
 
-  it('stateDict → JSON → loadStateDict resumes exactly', async () => {
+  it('stateDict → loadStateDict resumes exactly, from the tensors themselves or from host arrays (JSON)', async () => {
     const rng = new Rng(41);
     const hs = SHAPES.map((s) => randF32(s, rng));
     const grads = Array.from({ length: 6 }, () => SHAPES.map((s) => randF32(s, rng)));
@@ -191,21 +191,34 @@ describe('optim', () => {
       const a = hs.map((h) => keep(tensor(h.data, h.shape)));
       const optA = make(a);
       for (let t = 0; t < 3; t++) { a.forEach((p, i) => setGrad(p, grads[t][i])); optA.step(); }
-      const saved = JSON.parse(JSON.stringify(await optA.stateDict()));
-      // A fresh optimiser over copies of the parameters, built with other options that the load replaces.
-      const b = await Promise.all(a.map(async (p) => keep(tensor(await p.data(), p.shape))));
-      const optB = kinds.indexOf(make) === 0
-        ? new Adam([{ params: [b[0]] }, { params: [b[1]] }], { lr: 0.5 })
-        : new SGD(b, { lr: 0.5, momentum: 0.1 });
-      optB.loadStateDict(saved);
-      expect(optB.paramGroups.map((g) => g.lr)).toEqual(optA.paramGroups.map((g) => g.lr));
+      const sd = optA.stateDict();
+      const host = { ...sd, state: Object.fromEntries(await Promise.all(Object.entries(sd.state).map(async ([i, st]) =>
+        [i, Object.fromEntries(await Promise.all(Object.entries(st).map(async ([k, v]) => [k, typeof v === 'number' ? v : Array.from(await v.data())])))]))) };
+      const saved = JSON.parse(JSON.stringify(host));
+      // Fresh optimisers over copies of the parameters, built with other options that the load replaces.
+      const fresh = async () => {
+        const b = await Promise.all(a.map(async (p) => keep(tensor(await p.data(), p.shape))));
+        const opt = kinds.indexOf(make) === 0
+          ? new Adam([{ params: [b[0]] }, { params: [b[1]] }], { lr: 0.5 })
+          : new SGD(b, { lr: 0.5, momentum: 0.1 });
+        return { b, opt };
+      };
+      const fromJson = await fresh();
+      fromJson.opt.loadStateDict(saved);
+      const fromTensors = await fresh();
+      fromTensors.opt.loadStateDict(sd); // copies: optA's later steps must not reach it
+      expect(fromTensors.opt.paramGroups.map((g) => g.lr)).toEqual(optA.paramGroups.map((g) => g.lr));
       for (let t = 3; t < 6; t++) {
-        a.forEach((p, i) => setGrad(p, grads[t][i]));
-        b.forEach((p, i) => setGrad(p, grads[t][i]));
-        optA.step();
-        optB.step();
+        for (const { b, opt } of [{ b: a, opt: optA }, fromJson, fromTensors]) {
+          b.forEach((p, i) => setGrad(p, grads[t][i]));
+          opt.step();
+        }
       }
-      for (let i = 0; i < a.length; i++) expect(Array.from(await b[i].data())).toEqual(Array.from(await a[i].data()));
+      for (let i = 0; i < a.length; i++) {
+        const want = Array.from(await a[i].data());
+        expect(Array.from(await fromJson.b[i].data())).toEqual(want);
+        expect(Array.from(await fromTensors.b[i].data())).toEqual(want);
+      }
     }
   });
 
@@ -215,15 +228,15 @@ describe('optim', () => {
     setGrad(p, arr([3], [0.5, -1, 2]));
     const opt = new Adam([p, q], { lr: 0.1 });
     opt.step();
-    const sd = await opt.stateDict();
+    const sd = opt.stateDict();
     expect(Object.keys(sd.state)).toEqual(['0']); // q had no gradient, so no state
     expect(sd.state[0].step).toBe(1);
-    expectClose(sd.state[0].expAvg as number[], [0.05, -0.1, 0.2], 'expAvg');
+    expectClose(Array.from(await (sd.state[0].expAvg as Tensor).data()), [0.05, -0.1, 0.2], 'expAvg');
     expect(sd.paramGroups).toEqual([{ lr: 0.1, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, params: [0, 1] }]);
     expect(() => new Adam([p], {}).loadStateDict(sd)).toThrow(/group 0 has 2 parameters/);
-    const bad = structuredClone(sd);
-    bad.state[0].expAvg = [1, 2];
-    expect(() => new Adam([p, q], {}).loadStateDict(bad)).toThrow(/expAvg has 2 values for a parameter of shape \[3\]/);
+    const withState = (expAvg: number[] | Tensor) => ({ ...sd, state: { 0: { ...sd.state[0], expAvg } } });
+    expect(() => new Adam([p, q], {}).loadStateDict(withState([1, 2]))).toThrow(/expAvg has 2 values for a parameter of shape \[3\]/);
+    expect(() => new Adam([p, q], {}).loadStateDict(withState(q))).toThrow(/expAvg has 2 values for a parameter of shape \[3\]/);
   });
 
   it('step() records GPU work only: no read-back, no promise, no recompilation when lr changes', async () => {

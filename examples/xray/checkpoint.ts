@@ -4,7 +4,7 @@
  * checkpoint and the previous one stays valid until the new one is complete.
  */
 import { existsSync } from 'node:fs';
-import { type Tensor, nn, optim, tensor, tidy } from '@lib/nn';
+import { type Tensor, nn, optim } from '@lib/nn';
 import type { EpochRecord } from './report.js';
 
 /** What a checkpoint remembers besides tensors. */
@@ -24,28 +24,20 @@ type ScalarState = Record<string, Record<string, number>>;
 
 /** Writes model + optimiser + run state to `path` atomically. */
 export async function saveCheckpoint(path: string, model: nn.Module, optimizer: optim.Optimizer, run: RunState): Promise<void> {
-  const osd = await optimizer.stateDict();
+  const osd = optimizer.stateDict();
   const tensors = new Map<string, Tensor>();
   for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
   const scalars: ScalarState = {};
-  const uploaded: Tensor[] = [];
   for (const [idx, st] of Object.entries(osd.state)) {
     for (const [key, v] of Object.entries(st)) {
-      if (Array.isArray(v)) {
-        const t = tidy(() => tensor(Float32Array.from(v)));
-        uploaded.push(t);
-        tensors.set(`optimizer.${idx}.${key}`, t);
-      } else (scalars[idx] ??= {})[key] = v;
+      if (typeof v === 'number') (scalars[idx] ??= {})[key] = v;
+      else tensors.set(`optimizer.${idx}.${key}`, v);
     }
   }
-  try {
-    await nn.saveSafetensors(path, tensors, {
-      run: JSON.stringify(run),
-      optimizer: JSON.stringify({ scalars, paramGroups: osd.paramGroups }),
-    });
-  } finally {
-    for (const t of uploaded) t.dispose();
-  }
+  await nn.saveSafetensors(path, tensors, {
+    run: JSON.stringify(run),
+    optimizer: JSON.stringify({ scalars, paramGroups: osd.paramGroups }),
+  });
 }
 
 /** Restores model and optimiser from `path`; returns the run state. */
@@ -63,7 +55,7 @@ export async function loadCheckpoint(path: string, model: nn.Module, optimizer: 
     for (const [idx, s] of Object.entries(scalars)) state[idx] = { ...s };
     for (const [k, v] of tensors) {
       const m = /^optimizer\.(\d+)\.(.+)$/.exec(k);
-      if (m) (state[m[1]] ??= {})[m[2]] = Array.from(await v.data());
+      if (m) (state[m[1]] ??= {})[m[2]] = v;
     }
     optimizer.loadStateDict({ state, paramGroups });
   } finally {

@@ -1,5 +1,5 @@
 /** torch.optim for @lib/nn: optimisers with fused GPU updates, learning-rate schedulers and gradient clipping. */
-export { Optimizer, type GroupOptions, type ParamGroup, type ParamGroupInput, type ParamState, type OptimizerStateDict } from './optimizer.js';
+export { Optimizer, type GroupOptions, type ParamGroup, type ParamGroupInput, type ParamState, type OptimizerStateDict, type OptimizerStateInput } from './optimizer.js';
 export { SGD, type SgdOptions } from './sgd.js';
 export { Adam, AdamW, type AdamOptions } from './adam.js';
 export { LRScheduler, StepLR, CosineAnnealingLR, LinearLR, ReduceLROnPlateau, type SchedulerStateDict } from './schedulers.js';

@@ -1,11 +1,12 @@
 /**
  * The optimiser base (torch.optim.Optimizer): parameter groups with their own hyper-parameters,
- * per-parameter state on the GPU, `zeroGrad`, and a host `stateDict` in PyTorch's layout.
+ * per-parameter state on the GPU, `zeroGrad`, and `stateDict` / `loadStateDict` in PyTorch's layout.
  */
 import { dispatch, maxBindingSize } from '../tensor/device.js';
 import { mapInPlace } from '../tensor/ops/elementwise.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { keep } from '../tensor/scope.js';
+import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { OptimKernel } from '../shaders/optim.js';
 
@@ -24,10 +25,20 @@ export type ParamGroupInput<O extends GroupOptions = GroupOptions> = Partial<O> 
 /** Per-parameter state: GPU tensors (kept) and numbers such as a step count. */
 export type ParamState = Record<string, Tensor | number>;
 
-/** A host copy of the optimiser, JSON-able: state tensors become arrays of numbers, parameters become indices. */
+/**
+ * The optimiser's state in PyTorch's layout: parameters become their indices in group order, state
+ * tensors stay on the GPU. `stateDict()` returns the optimiser's own tensors (no copies, as in PyTorch):
+ * save them before the next step changes them.
+ */
 export interface OptimizerStateDict {
   /** Keyed by the parameter's index in group order (only parameters that have state). */
-  state: Record<string, Record<string, number | number[]>>;
+  state: Record<string, Record<string, number | Tensor>>;
+  paramGroups: (Record<string, unknown> & { params: number[] })[];
+}
+
+/** What `loadStateDict` accepts: state values may also be host arrays (e.g. a state dict kept as JSON). */
+export interface OptimizerStateInput {
+  state: Record<string, Record<string, number | Tensor | ArrayLike<number>>>;
   paramGroups: (Record<string, unknown> & { params: number[] })[];
 }
 
@@ -121,37 +132,27 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
     return this.paramGroups.flatMap((g) => g.params);
   }
 
-  /**
-   * A host copy of the state and the groups' options. The copies are requested before the first
-   * await, so the snapshot is of the current values even if steps are recorded meanwhile.
-   */
-  async stateDict(): Promise<OptimizerStateDict> {
-    const reads: Promise<void>[] = [];
+  /** The state and the groups' options (see {@link OptimizerStateDict}); nothing is copied or read back. */
+  stateDict(): OptimizerStateDict {
     const state: OptimizerStateDict['state'] = {};
     this.allParams().forEach((p, idx) => {
       const s = this.state.get(p);
-      if (!s) return;
-      const out: Record<string, number | number[]> = {};
-      for (const [k, v] of Object.entries(s)) {
-        if (typeof v === 'number') out[k] = v;
-        else reads.push(v.data().then((d) => void (out[k] = Array.from(d))));
-      }
-      state[idx] = out;
+      if (s) state[idx] = { ...s };
     });
     let next = 0;
     const paramGroups = this.paramGroups.map((g) => {
       const { params, ...options } = g;
       return { ...(structuredClone(options) as Record<string, unknown>), params: params.map(() => next++) };
     });
-    await Promise.all(reads);
     return { state, paramGroups };
   }
 
   /**
-   * Restores options and state saved by `stateDict` (uploading the state); the groups must hold the
-   * same numbers of parameters as when it was saved, and each state array must match its parameter's size.
+   * Restores options and state saved by `stateDict`, copying the values (the dict stays the caller's);
+   * the groups must hold the same numbers of parameters as when it was saved, and each state tensor
+   * or array must have its parameter's number of elements.
    */
-  loadStateDict(dict: OptimizerStateDict): void {
+  loadStateDict(dict: OptimizerStateInput): void {
     const name = `${this.constructor.name}.loadStateDict`;
     if (!dict || typeof dict.state !== 'object' || !Array.isArray(dict.paramGroups)) {
       throw new Error(`${name}: expected { state, paramGroups }`);
@@ -179,11 +180,13 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
         const s: ParamState = {};
         loaded.set(p, s);
         for (const [k, v] of Object.entries(saved)) {
-          if (typeof v === 'number') s[k] = v;
-          else {
-            if (v?.length !== p.numel) throw new Error(`${name}: state ${key}.${k} has ${v?.length} values for a parameter of shape [${p.shape}]`);
-            s[k] = keep(tensor(v, p.shape));
+          if (typeof v === 'number') {
+            s[k] = v;
+            continue;
           }
+          const count = v instanceof Tensor ? v.numel : v?.length;
+          if (count !== p.numel) throw new Error(`${name}: state ${key}.${k} has ${count} values for a parameter of shape [${p.shape}]`);
+          s[k] = keep(v instanceof Tensor ? copyAs(v, p.shape) : tensor(v, p.shape));
         }
       }
     } catch (e) {
@@ -199,6 +202,14 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
   dispose(): void {
     disposeState(this.state);
   }
+}
+
+/** A copy of `t`'s values with `shape` (same number of elements), outside any graph. */
+function copyAs(t: Tensor, shape: number[]): Tensor {
+  const c = noGrad(() => t.clone());
+  const out = Tensor.view(c, shape);
+  c.dispose();
+  return out;
 }
 
 function disposeState(state: Map<Tensor, ParamState>): void {
