@@ -97,8 +97,10 @@ describe('safetensors', () => {
     await expect(loadSafetensors(cut)).rejects.toThrow(/cut\.safetensors: truncated safetensors file: tensor 'w'/);
     writeFileSync(cut, bytes.subarray(0, 20));
     await expect(loadSafetensors(cut)).rejects.toThrow(/truncated safetensors file: header of \d+ bytes/);
+    await expect(safetensorsMetadata(cut)).rejects.toThrow(/truncated safetensors file: header of \d+ bytes/);
     writeFileSync(cut, bytes.subarray(0, 5));
     await expect(loadSafetensors(cut)).rejects.toThrow(/shorter than the 8-byte header length/);
+    await expect(safetensorsMetadata(cut)).rejects.toThrow(/shorter than the 8-byte header length/);
 
     const bad = join(dir, 'bad.safetensors');
     const junk = Buffer.from('{"w": nope}');

@@ -63,21 +63,28 @@ interface Parsed {
   dataStart: number;
 }
 
-function parseHeader(path: string, file: Buffer): Parsed {
-  if (file.length < 8) throw new Error(`${path}: not a safetensors file (${file.length} bytes, shorter than the 8-byte header length)`);
-  const headerLen = Number(file.readBigUInt64LE(0));
-  if (headerLen > file.length - 8) {
-    throw new Error(`${path}: truncated safetensors file: header of ${headerLen} bytes announced, only ${file.length - 8} bytes follow`);
+/** The 8-byte header length at the start of a safetensors file of `size` bytes. */
+function headerLength(path: string, start: Buffer, size: number): number {
+  if (size < 8) throw new Error(`${path}: not a safetensors file (${size} bytes, shorter than the 8-byte header length)`);
+  const headerLen = Number(start.readBigUInt64LE(0));
+  if (headerLen > size - 8) {
+    throw new Error(`${path}: truncated safetensors file: header of ${headerLen} bytes announced, only ${size - 8} bytes follow`);
   }
+  return headerLen;
+}
+
+/** Parses the header of a file of `size` bytes; `head` holds at least its first 8 + header-length bytes. */
+function parseHeader(path: string, head: Buffer, size: number): Parsed {
+  const headerLen = headerLength(path, head, size);
   let header: unknown;
   try {
-    header = JSON.parse(file.subarray(8, 8 + headerLen).toString('utf8'));
+    header = JSON.parse(head.subarray(8, 8 + headerLen).toString('utf8'));
   } catch (e) {
     throw new Error(`${path}: bad safetensors header (not JSON: ${(e as Error).message})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw new Error(`${path}: bad safetensors header (not a JSON object)`);
   const dataStart = 8 + headerLen;
-  const dataLen = file.length - dataStart;
+  const dataLen = size - dataStart;
   const entries: [string, Entry][] = [];
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header)) {
@@ -107,7 +114,7 @@ function parseHeader(path: string, file: Buffer): Parsed {
  */
 export async function loadSafetensors(path: string): Promise<Map<string, Tensor>> {
   const file = await readFile(path);
-  const { entries, dataStart } = parseHeader(path, file);
+  const { entries, dataStart } = parseHeader(path, file, file.length);
   const out = new Map<string, Tensor>();
   for (const [name, e] of entries) {
     const [begin, end] = e.data_offsets;
@@ -119,7 +126,18 @@ export async function loadSafetensors(path: string): Promise<Map<string, Tensor>
 
 /** Reads the `__metadata__` strings of a safetensors file (empty when it has none). */
 export async function safetensorsMetadata(path: string): Promise<Record<string, string>> {
-  return parseHeader(path, await readFile(path)).metadata;
+  // Only the header is read: checkpoints are hundreds of megabytes.
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const start = Buffer.alloc(8);
+    await fh.read(start, 0, Math.min(8, size), 0);
+    const head = Buffer.alloc(8 + headerLength(path, start, size));
+    await fh.read(head, 0, head.length, 0);
+    return parseHeader(path, head, size).metadata;
+  } finally {
+    await fh.close();
+  }
 }
 
 let tmpCounter = 0;
