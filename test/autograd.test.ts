@@ -1,9 +1,9 @@
 /** The autograd engine, memory management and error reporting of the runtime. */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as nn from '@lib/nn';
-import { init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
+import { deviceInfo, init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
 import { dispatch, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toTexels } from '../src/tensor/device.js';
-import { buffers, texel } from '../src/shaders/common.js';
+import { buffers, setStorageTexels, texel } from '../src/shaders/common.js';
 import * as R from './reference/index.js';
 import { gradcheck } from './gradcheck.js';
 
@@ -240,15 +240,18 @@ describe('runtime', () => {
     expect(Array.from(await c.data())).toEqual([7, 7, 7, 7]);
   });
 
-  it('copies buffer ranges into texels that kernels read back exactly (partial rows, offsets, pooled textures)', async () => {
+  it('copies buffer ranges into texels that kernels read back exactly (partial rows, offsets, pooled textures, both bindings)', async () => {
     const copyBack = (vec4s: number) => `${buffers([['T', 'texels'], ['OUT', 'read_write', 'vec4<f32>']])}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (gid.x < ${vec4s}u) { OUT[gid.x] = ${texel('T', 'gid.x')}; }
 }`;
     const before = memoryInfo().liveBytes;
-    // 1024 texels per row: less than a row, whole rows, and whole rows plus a partial one, from offset 0 and 256 bytes.
-    for (const [vec4s, offset] of [[5, 0], [2048, 0], [3000, 256], [3000, 0]]) {
+    expect(deviceInfo().storageTexels).toBe(true); // Dawn offers read-only storage textures
+    // 1024 texels per row: less than a row, whole rows, and whole rows plus a partial one, from offset 0
+    // and 256 bytes; the last two as sampled textures (the binding used where WGSL lacks storage reads).
+    for (const [vec4s, offset, storage] of [[5, 0, 1], [2048, 0, 1], [3000, 256, 1], [3000, 0, 0], [5, 256, 0]]) {
+      setStorageTexels(storage === 1);
       const src = nn.arange(offset / 4 + vec4s * 4);
       const out = nn.Tensor.empty([vec4s * 4]);
       const t = toTexels({ buffer: src.buffer, offset, size: vec4s * 16 });
@@ -259,6 +262,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       expect(Array.from(got).every((v, i) => v === offset / 4 + i)).toBe(true);
       for (const x of [src, out]) x.dispose();
     }
+    setStorageTexels(true);
     expect(memoryInfo().liveBytes).toBe(before);
     const odd = nn.ones([8]);
     expect(() => toTexels({ buffer: odd.buffer, offset: 4, size: 16 })).toThrow(/not whole vec4s/);

@@ -6,13 +6,15 @@
  * `maxDispatchesPerSubmit` dispatches so the device starts early). Nothing here awaits the GPU
  * except `readBuffer`.
  */
-import { TEXEL_ROW } from '../shaders/common.js';
+import { setStorageTexels, TEXEL_ROW } from '../shaders/common.js';
 
 /** What the runtime asked for and got; `init()` returns it. */
 export interface DeviceInfo {
   adapter: string;
   isCpu: boolean;
   subgroups: boolean;
+  /** WGSL offers read-only storage textures: texel operands are bound as those (see `setStorageTexels`). */
+  storageTexels: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -155,7 +157,9 @@ async function createRuntime(): Promise<DeviceInfo> {
   const ai = adapter.info;
   const name = [ai?.vendor, ai?.architecture, ai?.device, ai?.description].filter(Boolean).join(' ') || 'unknown adapter';
   const isCpu = /llvmpipe|lavapipe|swiftshader|cpu/i.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-  const info: DeviceInfo = { adapter: name, isCpu, subgroups, limits };
+  const storageTexels = gpu.wgslLanguageFeatures?.has('readonly_and_readwrite_storage_textures') ?? false;
+  setStorageTexels(storageTexels);
+  const info: DeviceInfo = { adapter: name, isCpu, subgroups, storageTexels, limits };
   const r: Runtime = {
     gpu,
     device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
@@ -260,8 +264,8 @@ export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): 
 /*
  * Lavapipe turns every storage-buffer load into a bounds-checked, branching loop over the lanes and
  * components (about 9 instructions per value), while a `textureLoad` of rgba32float fetches all 8
- * lanes' vec4s in one call of about 75 instructions; so the register-tiled GEMMs read their
- * operands as textures: a vec4 array laid out in rows of TEXEL_ROW texels, read by `texel()`.
+ * lanes' vec4s in one call of 57-87 instructions; so the register-tiled GEMMs read their operands
+ * as textures: a vec4 array laid out in rows of TEXEL_ROW texels, read by `texel()`.
  */
 const TEXEL_BYTES = 16;
 /** Texture bytes held by the pool before released textures are destroyed instead of kept. */
@@ -297,7 +301,10 @@ export function toTexels(src: GPUBuffer | GPUBufferBinding): Texels {
   const pooled = r.texturePool.get(rows)?.pop();
   if (pooled) r.pooledBytes -= rowBytes(rows);
   const texture =
-    pooled ?? r.device.createTexture({ size: [TEXEL_ROW, rows], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */, label: 'texels' });
+    pooled ?? r.device.createTexture({
+      size: [TEXEL_ROW, rows], format: 'rgba32float', label: 'texels',
+      usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */ | (r.info.storageTexels ? 0x08 /* STORAGE_BINDING */ : 0),
+    });
   r.liveBytes += rowBytes(rows);
   const full = Math.floor(count / TEXEL_ROW);
   const rest = count - full * TEXEL_ROW;
