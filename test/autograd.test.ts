@@ -262,7 +262,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       expect(Array.from(got).every((v, i) => v === offset / 4 + i)).toBe(true);
       for (const x of [src, out]) x.dispose();
     }
-    setStorageTexels(true);
+    setStorageTexels(deviceInfo().storageTexels);
     expect(memoryInfo().liveBytes).toBe(before);
     const odd = nn.ones([8]);
     expect(() => toTexels({ buffer: odd.buffer, offset: 4, size: 16 })).toThrow(/not whole vec4s/);
