@@ -2,11 +2,10 @@
  * The optimiser base (torch.optim.Optimizer): parameter groups with their own hyper-parameters,
  * per-parameter state on the GPU, `zeroGrad`, and `stateDict` / `loadStateDict` in PyTorch's layout.
  */
-import { dispatch, maxBindingSize } from '../tensor/device.js';
+import { copyBuffer, dispatch, maxBindingSize } from '../tensor/device.js';
 import { mapInPlace } from '../tensor/ops/elementwise.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { keep } from '../tensor/scope.js';
-import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { OptimKernel } from '../shaders/optim.js';
 
@@ -186,7 +185,7 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
           }
           const count = v instanceof Tensor ? v.numel : v?.length;
           if (count !== p.numel) throw new Error(`${name}: state ${key}.${k} has ${count} values for a parameter of shape [${p.shape}]`);
-          s[k] = keep(v instanceof Tensor ? copyAs(v, p.shape) : tensor(v, p.shape));
+          s[k] = keep(v instanceof Tensor ? copyOf(v, p.shape) : tensor(v, p.shape));
         }
       }
     } catch (e) {
@@ -204,11 +203,10 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
   }
 }
 
-/** A copy of `t`'s values with `shape` (same number of elements), outside any graph. */
-function copyAs(t: Tensor, shape: number[]): Tensor {
-  const c = noGrad(() => t.clone());
-  const out = Tensor.view(c, shape);
-  c.dispose();
+/** A new tensor of `shape` holding `t`'s values (same number of elements). */
+function copyOf(t: Tensor, shape: number[]): Tensor {
+  const out = Tensor.empty(shape, 'optimizer state');
+  if (t.numel) copyBuffer(t.buffer, 0, out.buffer, 0, t.numel * 4);
   return out;
 }
 
