@@ -110,7 +110,7 @@ export function backward(root: Tensor, grad: Tensor): void {
       fn.inputs.forEach((x, i) => {
         const raw = inGrads[i];
         if (!raw || !x.requiresGrad) return;
-        let gi = raw.shape.join() === x.shape.join() ? raw : sumToShape(raw, x.shape);
+        let gi = sumToShape(raw, x.shape);
         if (keptBuffers.has(gi.buffer)) gi = gi.clone();
         made.add(gi);
         const prev = grads.get(x);
