@@ -21,7 +21,7 @@ ${body}
  * Whether texel operands are declared as read-only storage textures rather than sampled textures.
  * Lavapipe fetches a storage texel through a shorter function (about 57 instructions for 8 lanes'
  * vec4s, results in registers) than a sampled one (about 87, with a per-lane mip level, results
- * through memory): matmul and the conv GEMMs ran 10-16 % faster. `init()` turns it on where WGSL
+ * through memory): matmul and the conv GEMMs ran 10-20 % faster. `init()` turns it on where WGSL
  * offers read-only storage textures.
  */
 let storageTexels = false;

@@ -11,8 +11,9 @@
  * are inserted. `gconvKernel` keeps `tileO` output channels × `tileP` positions per thread; with
  * subgroups, 8 lanes take adjacent positions and share the weights (each lane loads one channel's and
  * the others read them by shuffle). `tiledGconvKernel` is the matmul kernel's tiling. The weight
- * gradient is the same GEMM with the reduction over pixels. Lavapipe turns each storage load into per-lane loads with
- * bounds checks, so loads per FMA is what counts; workgroup shared memory would only add loads.
+ * gradient is the same GEMM with the reduction over pixels. Lavapipe turns each storage load into
+ * per-lane loads with bounds checks, so loads per FMA is what counts; workgroup shared memory would
+ * only add loads.
  *
  * Only the tile shape, the flags and the number of unrolled steps are compiled in: sizes, strides,
  * paddings and taps are runtime uniforms, so one pipeline serves every layer of a network

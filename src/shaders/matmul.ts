@@ -9,8 +9,8 @@
  *   columns; every lane loads a different piece of A and `subgroupBroadcast` hands each value to
  *   all lanes (A is loaded once, not 8 times), while each lane loads its own B;
  * - loads are vec4 along whichever axis is contiguous and divisible by 4, and such operands are read
- *   as texels (on lavapipe a texel fetch costs about 2.3 instructions per value, a storage load
- *   about 9; this took the 1024 matmul from about 10 to 15-18 GFLOP/s);
+ *   as texels (on lavapipe a texel fetch costs about 1.8 instructions per value from a storage
+ *   texture, 2.7 from a sampled one, a storage-buffer load about 9; see `setStorageTexels`);
  * - the k loop works in chunks of 8 or 16 steps summed in SSA values before touching the
  *   accumulators, because lavapipe blends every loop-carried variable with the execution mask on
  *   each update; steps past k read zeros, so there is no separate tail code;
