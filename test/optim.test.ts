@@ -192,9 +192,12 @@ describe('optim', () => {
       const optA = make(a);
       for (let t = 0; t < 3; t++) { a.forEach((p, i) => setGrad(p, grads[t][i])); optA.step(); }
       const sd = optA.stateDict();
-      const host = { ...sd, state: Object.fromEntries(await Promise.all(Object.entries(sd.state).map(async ([i, st]) =>
-        [i, Object.fromEntries(await Promise.all(Object.entries(st).map(async ([k, v]) => [k, typeof v === 'number' ? v : Array.from(await v.data())])))]))) };
-      const saved = JSON.parse(JSON.stringify(host));
+      const host: Record<string, Record<string, number | number[]>> = {};
+      for (const [i, st] of Object.entries(sd.state)) {
+        host[i] = {};
+        for (const [k, v] of Object.entries(st)) host[i][k] = typeof v === 'number' ? v : Array.from(await v.data());
+      }
+      const saved = JSON.parse(JSON.stringify({ ...sd, state: host }));
       // Fresh optimisers over copies of the parameters, built with other options that the load replaces.
       const fresh = async () => {
         const b = await Promise.all(a.map(async (p) => keep(tensor(await p.data(), p.shape))));
