@@ -121,8 +121,8 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   // 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
   const CH = subgroups ? (a4 ? 2 * LANES : LANES) : 4;
   const NQ = TN / 4;
-  const tilesN = Math.ceil(n / (TN * LANES));
-  const tiles = Math.ceil(m / TM) * tilesN;
+  const tilesM = Math.ceil(m / TM);
+  const tiles = tilesM * Math.ceil(n / (TN * LANES));
   const b4 = transB ? k % 4 === 0 : n % 4 === 0;
   const c4 = n % 4 === 0;
   const rows = range(TM);
@@ -185,7 +185,7 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const store = c4
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
     : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
-  const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesN: u32, tiles: u32, total: u32 }
+  const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesM: u32, tiles: u32, total: u32 }
 ${buffers([['A', a4 ? 'texels' : 'read'], ['B', b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${LANES})
@@ -196,8 +196,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let m = u.m; let n = u.n; let k = u.k;
   let batch = w / u.tiles;
   let tile = w % u.tiles;
-  let row0 = (tile / u.tilesN) * ${TM}u;
-  let col0 = (tile % u.tilesN) * ${TN * LANES}u + li * ${TN}u;
+  // Consecutive workgroups take consecutive row tiles of one column tile: lavapipe gives each
+  // thread a contiguous range of workgroups, which then reuses one slab of B from its cache while
+  // A streams (the reverse order streams B, twice the bytes per tile): 7-10 % faster at 1024.
+  let row0 = (tile % u.tilesM) * ${TM}u;
+  let col0 = (tile / u.tilesM) * ${TN * LANES}u + li * ${TN}u;
   ${subgroups ? `let lane = sg % ${LANES}u;` : ''}
   ${stridedOffset('bai', 'batch', p.batchShape, p.batchStridesA)}
   ${stridedOffset('bbi', 'batch', p.batchShape, p.batchStridesB)}
@@ -218,5 +221,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${store}
   }
 }`;
-  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesN, tiles, batches * tiles]), texels: [a4, b4] };
+  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesM, tiles, batches * tiles]), texels: [a4, b4] };
 }
