@@ -69,6 +69,23 @@ describe('matmul kernel', () => {
     }
   });
 
+  it('repacks a wide row-major B into panels: partial last panel, batched and broadcast B, k past the last chunk', async () => {
+    // packsB: at least 256 rows of A and 1024 columns of B. n = 1028 leaves a last panel of 4 of
+    // its 64 columns; k = 21 reads past the last whole 16-step chunk (and has no vec4 A).
+    const cases: [number[], number[]][] = [
+      [[256, 21], [21, 1028]],
+      [[2, 300, 8], [2, 8, 1024]],
+      [[2, 257, 16], [16, 1100]],
+    ];
+    for (const [sa, sb] of cases) {
+      const a = R.randArr(sa, rng);
+      const b = R.randArr(sb, rng);
+      const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
+      await expectClose(got, R.matmul(a, b), 1e-4, 1e-4, `[${sa}]x[${sb}] in panels`);
+      got.dispose();
+    }
+  });
+
   it('folds more than 65,535 workgroups into a 2-D grid', async () => {
     // One tiny matrix per batch entry gives one workgroup each.
     const batch = 70_000;

@@ -1,9 +1,9 @@
 /** Matrix multiplication with PyTorch semantics (1-D operands, batched with broadcast batch dims). */
-import { copyBuffer, deviceInfo, dispatch, maxBindingSize, releaseTexels, toTexels } from '../device.js';
+import { allocBuffer, copyBuffer, deviceInfo, dispatch, maxBindingSize, releaseBuffer, releaseTexels, toTexels, type Texels } from '../device.js';
 import { noGrad, record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
 import { balancedChunk, chunkElements, fitsBinding, rangeBinding } from '../split.js';
-import { matmulKernel, type MatmulParams } from '../../shaders/matmul.js';
+import { matmulKernel, packsB, panelKernel, panelPlan, type MatmulParams } from '../../shaders/matmul.js';
 import { broadcastStrides } from '../../shaders/elementwise.js';
 import { broadcastShapes, mapInPlace } from './elementwise.js';
 import { zeros } from './creation.js';
@@ -39,10 +39,28 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
   return out;
 }
 
-/** Records one matmul dispatch over bound operands, copying the vec4 ones into texels. */
+/**
+ * Records one matmul dispatch over bound operands, copying the vec4 ones into texels (a large
+ * row-major B into panels, see `packsB`).
+ */
 function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): void {
-  const kern = matmulKernel(p);
-  const [ta, tb] = [kern.texels[0] ? toTexels(a) : null, kern.texels[1] ? toTexels(b) : null];
+  // B matrices in the binding: one past the largest matrix index the batch strides reach.
+  const matricesB = 1 + p.batchShape.reduce((sum, size, d) => sum + (size - 1) * p.batchStridesB[d], 0);
+  const panels = packsB(p) ? panelPlan(p, matricesB) : null;
+  const panelB = panels !== null && panels.count * 16 <= maxBindingSize();
+  const kern = matmulKernel({ ...p, panelB });
+  let tb: Texels | null = null;
+  if (panels && panelB) {
+    const plain = toTexels(b);
+    const packed = allocBuffer(panels.count * 16, 'matmul B panels');
+    dispatch({ name: 'matmul B panels', detail, code: panelKernel(panels.width), workgroups: panels.workgroups, buffers: [plain, packed], uniforms: panels.uniforms });
+    releaseTexels(plain);
+    tb = toTexels(packed);
+    releaseBuffer(packed);
+  } else if (kern.texels[1]) {
+    tb = toTexels(b);
+  }
+  const ta = kern.texels[0] ? toTexels(a) : null;
   dispatch({ name: 'matmul', detail, code: kern.code, workgroups: kern.workgroups, buffers: [ta ?? a, tb ?? b, c], uniforms: kern.uniforms });
   for (const t of [ta, tb]) if (t) releaseTexels(t);
 }
