@@ -70,12 +70,12 @@ describe('matmul kernel', () => {
   });
 
   it('repacks a wide row-major B into panels: partial last panel, batched and broadcast B, k past the last chunk', async () => {
-    // packsB: at least 256 rows of A and 1024 columns of B. n = 1028 leaves a last panel of 4 of
-    // its 64 columns; k = 21 reads past the last whole 16-step chunk (and has no vec4 A).
+    // packsB: at least 256 rows of A, 1024 columns of B and k = 256. n = 1028 leaves a last panel
+    // of 4 of its 64 columns; k = 257 reads past the last whole 16-step chunk (and has no vec4 A).
     const cases: [number[], number[]][] = [
-      [[256, 21], [21, 1028]],
-      [[2, 300, 8], [2, 8, 1024]],
-      [[2, 257, 16], [16, 1100]],
+      [[256, 257], [257, 1028]],
+      [[2, 300, 256], [2, 256, 1024]],
+      [[2, 257, 272], [272, 1100]],
     ];
     for (const [sa, sb] of cases) {
       const a = R.randArr(sa, rng);

@@ -112,13 +112,13 @@ export function accumulators(tm: number, nq: number): [decl: string, res: string
 
 /**
  * Whether B is worth repacking into panels: row-major with vec4 rows, read by the subgroup kernel,
- * with rows of at least 4 KB (so that the 16 rows of a k chunk lie on as many pages) and enough rows
- * of A to reuse each panel. Paired in-process runs: 1024 square 5-11 % faster, repack included; a
- * 1x1 convolution's GEMM (256 x 64 x 3136, batch 8) unchanged; 512 square 19 % slower (hence 1024
- * columns at least).
+ * with rows of at least 4 KB (so that the 16 rows of a k chunk lie on as many pages), enough rows of
+ * A to reuse each panel and enough k for the pages to matter. Paired in-process runs: 1024 square
+ * 5-11 % faster, repack included; 512 square 19 % slower; the 1x1 convolutions' GEMMs (k = 64,
+ * 256 x 3136 outputs per image) 1-8 % slower.
  */
 export function packsB(p: MatmulParams): boolean {
-  return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256;
+  return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
 }
 
 /** B panels: their texel count for `matrices` B matrices, and `panelKernel`'s width, workgroups and uniforms. */
