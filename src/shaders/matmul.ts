@@ -138,8 +138,9 @@ const PANEL_WG = 64;
  * matrix and each tile of `width` vec4 columns (the columns of one matmul workgroup), its k rows
  * one after another, columns past n zero. One thread per panel row, so that its two divisions
  * (a scalar loop over the lanes on lavapipe) are shared by `width` vec4s. Bindings B (texels: a
- * fetch costs a fifth of a storage load), P (vec4; copied into texels for the matmul: lavapipe's
- * storage-texture writes took 3-8 ms for 1M values, the stores and the copy under 1), uniforms.
+ * fetch costs a fifth of a storage load), P (vec4; copied into texels for the matmul: with
+ * storage-texture writes instead, repacking 1M values took lavapipe 3.7-10 ms, against about 2.7
+ * for both copies and this kernel), uniforms.
  */
 export function panelKernel(width: number): string {
   return `struct U { k: u32, n4: u32, tilesN: u32, rows: u32 }
@@ -260,7 +261,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // its cache. B in its stored layout: consecutive workgroups take the row tiles of one column tile,
   // reusing that slab of B (rows a matrix row apart) while A streams; 7-18 % faster at 1024 than
   // the reverse. B in panels, which stream contiguously: the column tiles of one row tile instead,
-  // keeping A's rows; 4-13 % faster than row tiles inner.
+  // keeping A's rows; 4-11 % faster at 1024 than row tiles inner.
   ${p.panelB
     ? 'let rowTile = tile / u.tilesN; let colTile = tile % u.tilesN;'
     : 'let rowTile = tile % u.tilesM; let colTile = tile / u.tilesM;'}
