@@ -121,12 +121,19 @@ export function packsB(p: MatmulParams): boolean {
   return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
 }
 
+/**
+ * The tile grid of one matmul: rows per workgroup (TM), columns per lane (TN), the tiles along m and
+ * n, and `width`, the vec4 columns of one column tile (one B panel's row).
+ */
+function tileGrid(p: MatmulParams) {
+  const batches = p.batchShape.reduce((x, y) => x * y, 1);
+  const [TM, TN] = pickTile(p.m, p.n, batches, p.subgroups);
+  return { batches, TM, TN, tilesM: Math.ceil(p.m / TM), tilesN: Math.ceil(p.n / (TN * LANES)), width: (TN * LANES) / 4 };
+}
+
 /** B panels: their texel count for `matrices` B matrices, and `panelKernel`'s width, workgroups and uniforms. */
 export function panelPlan(p: MatmulParams, matrices: number): { count: number; width: number; workgroups: number; uniforms: Uint32Array } {
-  const batches = p.batchShape.reduce((x, y) => x * y, 1);
-  const TN = pickTile(p.m, p.n, batches, p.subgroups)[1];
-  const width = (TN * LANES) / 4;
-  const tilesN = Math.ceil(p.n / (TN * LANES));
+  const { tilesN, width } = tileGrid(p);
   const rows = matrices * tilesN * p.k;
   return { count: rows * width, width, workgroups: Math.ceil(rows / PANEL_WG), uniforms: new Uint32Array([p.k, p.n / 4, tilesN, rows]) };
 }
@@ -169,8 +176,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  */
 export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array; texels: [a: boolean, b: boolean] } {
   const { m, n, k, transA, transB, subgroups } = p;
-  const batches = p.batchShape.reduce((x, y) => x * y, 1);
-  const [TM, TN] = pickTile(m, n, batches, subgroups);
+  const { batches, TM, TN, tilesM, tilesN, width } = tileGrid(p);
   // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
   const a4 = transA ? m % 4 === 0 : k % 4 === 0;
   // k steps per unrolled chunk: with subgroups one A value per lane and row (two for vec4 A: fewer
@@ -178,8 +184,6 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   // 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
   const CH = subgroups ? (a4 ? 2 * LANES : LANES) : 4;
   const NQ = TN / 4;
-  const tilesM = Math.ceil(m / TM);
-  const tilesN = Math.ceil(n / (TN * LANES));
   const tiles = tilesM * tilesN;
   const b4 = transB ? k % 4 === 0 : n % 4 === 0;
   const c4 = n % 4 === 0;
@@ -198,7 +202,7 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   let bAt: (s: number, q: number) => string;
   if (p.panelB) {
     // This lane's NQ vec4s at step kk of its column tile's panel: (panel · k + kk) · width + lane · NQ + q.
-    bAt = (s, q) => texel('B', `bp + (k0 + ${s}u) * ${(TN * LANES) / 4}u + ${q}u`);
+    bAt = (s, q) => texel('B', `bp + (k0 + ${s}u) * ${width}u + ${q}u`);
   } else if (b4 && !transB) {
     bAt = (s, q) => texel('B', `(bb + (k0 + ${s}u) * n) / 4u + bq${q}`);
   } else if (b4) {
@@ -275,7 +279,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let cb = batch * m * n;
   ${rows.map((r) => `let ar${r} = min(row0 + ${r}u, m - 1u);`).join(' ')}
   ${cols.map((c) => `let bc${c} = min(col0 + ${c}u, n - 1u);`).join(' ')}
-  ${p.panelB ? `let bp = (bbi * u.tilesN + colTile) * k * ${(TN * LANES) / 4}u + li * ${NQ}u;` : ''}
+  ${p.panelB ? `let bp = (bbi * u.tilesN + colTile) * k * ${width}u + li * ${NQ}u;` : ''}
   ${b4 && !transB && !p.panelB ? quads.map((q) => `let bq${q} = min(col0 / 4u + ${q}u, n / 4u - 1u);`).join(' ') : ''}
   ${accDecl}
   for (var k0 = 0u; k0 < k; k0 += ${CH}u) {

@@ -46,11 +46,11 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
 function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): void {
   // B matrices in the binding: one past the largest matrix index the batch strides reach.
   const matricesB = 1 + p.batchShape.reduce((sum, size, d) => sum + (size - 1) * p.batchStridesB[d], 0);
-  const panels = packsB(p) ? panelPlan(p, matricesB) : null;
-  const panelB = panels !== null && panels.count * 16 <= maxBindingSize();
-  const kern = matmulKernel({ ...p, panelB });
+  let panels = packsB(p) ? panelPlan(p, matricesB) : null;
+  if (panels && panels.count * 16 > maxBindingSize()) panels = null;
+  const kern = matmulKernel({ ...p, panelB: panels !== null });
   let tb: Texels | null = null;
-  if (panels && panelB) {
+  if (panels) {
     const plain = toTexels(b);
     const packed = allocBuffer(panels.count * 16, 'matmul B panels');
     dispatch({ name: 'matmul B panels', detail, code: panelKernel(panels.width), workgroups: panels.workgroups, buffers: [plain, packed], uniforms: panels.uniforms });
