@@ -8,27 +8,44 @@ import { Bench } from 'tinybench';
 export type Unit = 'GFLOP/s' | 'GB/s' | 'images/s';
 
 /**
- * Sleeps before a read-back for most of the fastest iteration so far. On lavapipe, Dawn's awaited
+ * Sleeps before a read-back for most of the time the work should take. On lavapipe, Dawn's awaited
  * map request polls in a busy loop that takes one of the two cores from the driver's workers; both
- * libraries get the same treatment, and the sleep counts in the time. The fastest, not the median:
- * a sleep longer than the work would itself become the measured time.
+ * libraries get the same treatment, and the sleep counts in the time.
+ *
+ * The sleep is 80 % of the fastest iteration that outlasted its sleep. An iteration that ends just
+ * after its sleep measured the sleep, not the work (which may have finished long before): the next
+ * sleep is then half of that iteration, and so after an unpaced one, which the busy loop slows by up
+ * to 5x. Without that, a first iteration 5x too slow made the next ones sleep 0.8x, 0.64x, ... of it,
+ * and a median of 7 could time the sleeps instead of the work.
  */
 export class Pacer {
   private t0 = 0;
-  private readonly times: number[] = [];
+  private paced = false;
+  private slept = 0;
+  private sleepMs = 0;
+  private fastest = Infinity;
+  /** Whether the last iteration was paced and outlasted its sleep: later sleeps fit the work. */
+  settled = false;
 
   start(): void {
     this.t0 = performance.now();
+    this.paced = false;
+    this.slept = 0;
   }
 
   async wait(): Promise<void> {
-    if (!this.times.length) return;
-    const ms = 0.8 * Math.min(...this.times) - (performance.now() - this.t0);
-    if (ms > 1) await new Promise((res) => setTimeout(res, ms));
+    this.paced = this.sleepMs > 0;
+    const ms = this.sleepMs - (performance.now() - this.t0);
+    if (ms <= 1) return;
+    await new Promise((res) => setTimeout(res, ms));
+    this.slept = performance.now() - this.t0;
   }
 
   end(): void {
-    this.times.push(performance.now() - this.t0);
+    const ms = performance.now() - this.t0;
+    this.settled = this.paced && ms > 1.1 * this.slept + 1;
+    if (this.settled) this.fastest = Math.min(this.fastest, ms);
+    this.sleepMs = this.settled ? 0.8 * this.fastest : 0.5 * ms;
   }
 }
 
@@ -102,21 +119,32 @@ export async function firstCalls(sides: [Timed, Timed]): Promise<[number, number
   return [ms[0], ms[1]];
 }
 
+/** Most untimed iterations a side runs before the timed rounds to settle its pacer. */
+const MAX_WARMUPS = 6;
+
 /**
  * Times both sides of a case: `iterations` rounds of one tinybench run with one iteration of ours
- * and one of theirs, the first round after an untimed warm-up of each (which also gives the pacers
- * a time). Alternating keeps the shared machine's slow swings in speed out of the ratio.
+ * and one of theirs. Alternating keeps the shared machine's slow swings in speed out of the ratio.
+ * Before the first round each side runs untimed until its pacer has settled (see `Pacer`).
  */
 export async function measurePair(sides: [Timed, Timed], unit: Unit, work: number, iterations: number): Promise<[Measure, Measure]> {
   const pacers = sides.map(() => new Pacer());
+  // An async function, which tinybench awaits (a plain one returning a promise it would not).
   const once = (t: Timed, i: number) => async () => {
     pacers[i].start();
     await t.fn(pacers[i]);
     pacers[i].end();
   };
+  for (const [i, t] of sides.entries()) {
+    for (let n = 0; n < MAX_WARMUPS && !pacers[i].settled; n++) {
+      await t.beforeEach?.();
+      await once(t, i)();
+      t.afterEach?.();
+    }
+  }
   const samples: number[][] = sides.map(() => []);
   for (let round = 0; round < iterations; round++) {
-    const bench = new Bench({ iterations: 1, time: 0, warmupIterations: round === 0 ? 1 : 0, warmupTime: 0, throws: true, retainSamples: true });
+    const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0, throws: true, retainSamples: true });
     sides.forEach((t, i) => bench.add(String(i), once(t, i), { beforeEach: t.beforeEach, afterEach: t.afterEach }));
     await bench.run();
     bench.tasks.forEach((task, i) => {
