@@ -66,9 +66,13 @@ interface Runtime {
   liveBuffers: number;
   pooledBytes: number;
   pooledBuffers: number;
-  /** Dispatches recorded since the last read-back, and the smoothed device time per dispatch. */
+  /**
+   * Dispatches recorded since the last read-back, the smoothed device time per dispatch, and when
+   * (performance.now()) the work submitted before the last read-back should be done.
+   */
   dispatchesSinceRead: number;
   msPerDispatch: number;
+  readyAt: number;
   bindingLimit: number;
   /** Free texel textures by row count, and those to destroy once the batch using them is submitted. */
   texturePool: Map<number, GPUTexture[]>;
@@ -164,7 +168,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     gpu,
     device, info, pipelines: new Map(), pool: new Map(), stagingPool: new Map(),
     encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
-    uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, dispatchesSinceRead: 0, msPerDispatch: 0,
+    uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, dispatchesSinceRead: 0, msPerDispatch: 0, readyAt: 0,
     bindingLimit: deviceBindingLimit(limits),
     texturePool: new Map(), texturesToDestroy: [],
   };
@@ -442,9 +446,11 @@ const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 /**
  * Reads `bytes` bytes of a buffer back to the host. The only place that waits for the device.
- * On a CPU adapter an awaited map request busy-polls a core that the driver needs, so before a
- * read-back that follows much recorded work (a training step) we first sleep for most of the time
- * that work should take, estimated from the device time per dispatch seen so far.
+ * On a CPU adapter an awaited map request busy-polls a core that the driver needs, so a read-back
+ * first sleeps until most of the work submitted so far should be done (every read-back, so that a
+ * second one issued beside the first does not poll while the first sleeps), estimated from the
+ * device time per dispatch seen so far. A read-back that ends just after its sleep timed the
+ * sleep, not the work, so the estimate is then halved rather than smoothed.
  */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
   const r = runtime();
@@ -457,7 +463,12 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
   const t0 = performance.now();
   const work = r.dispatchesSinceRead;
   r.dispatchesSinceRead = 0;
-  if (r.info.isCpu && work >= 32) await sleep(Math.min(2000, 0.8 * r.msPerDispatch * work));
+  if (r.info.isCpu && work >= 32) r.readyAt = t0 + Math.min(2000, 0.8 * r.msPerDispatch * work);
+  let slept = 0;
+  if (r.readyAt - t0 > 1) {
+    await sleep(r.readyAt - t0);
+    slept = performance.now() - t0;
+  }
   try {
     await staging.mapAsync(0x01 /* READ */);
   } catch (e) {
@@ -465,7 +476,8 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
     if (r.lost) throw new Error(`WebGPU device was lost (${r.lost})`);
     throw e;
   }
-  if (work >= 32) r.msPerDispatch = 0.5 * r.msPerDispatch + (0.5 * (performance.now() - t0)) / work;
+  const ms = performance.now() - t0;
+  if (work >= 32) r.msPerDispatch = slept && ms < 1.1 * slept + 1 ? (0.5 * ms) / work : 0.5 * r.msPerDispatch + (0.5 * ms) / work;
   const out = staging.getMappedRange(0, size).slice(0, bytes);
   staging.unmap();
   list.push(staging);
