@@ -68,7 +68,8 @@ interface Runtime {
   pooledBuffers: number;
   /**
    * Dispatches recorded since the last read-back, the smoothed device time per dispatch, and when
-   * (performance.now()) the work submitted before the last read-back should be done.
+   * (performance.now()) the work submitted before the last read-back should be mostly done (80 %
+   * of its estimate): read-backs sleep until then.
    */
   dispatchesSinceRead: number;
   msPerDispatch: number;
