@@ -2,8 +2,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as nn from '@lib/nn';
 import { deviceInfo, init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
-import { dispatch, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toTexels } from '../src/tensor/device.js';
-import { buffers, setStorageTexels, texel } from '../src/shaders/common.js';
+import { dispatch, panelsFit, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toPanels, toTexels } from '../src/tensor/device.js';
+import { buffers, panelTexel, setStorageTexels, texel } from '../src/shaders/common.js';
 import * as R from './reference/index.js';
 import { gradcheck } from './gradcheck.js';
 
@@ -266,6 +266,46 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     expect(memoryInfo().liveBytes).toBe(before);
     const odd = nn.ones([8]);
     expect(() => toTexels({ buffer: odd.buffer, offset: 4, size: 16 })).toThrow(/not whole vec4s/);
+    odd.dispose();
+  });
+
+  it('copies a stack of matrices into panels that kernels read back exactly (offset, both bindings)', async () => {
+    // 2 matrices of 3 rows x 32 vec4s, panels 16 vec4s wide: layer 2m + p holds columns 16p .. 16p + 15.
+    const [matrices, rows, rowTexels, width] = [2, 3, 32, 16];
+    const layers = (matrices * rowTexels) / width;
+    const count = layers * rows * width;
+    const copyBack = `${buffers([['P', 'panels'], ['OUT', 'read_write', 'vec4<f32>']])}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= ${count}u) { return; }
+  let x = gid.x % ${width}u; let y = gid.x / ${width}u % ${rows}u; let layer = gid.x / ${width * rows}u;
+  OUT[gid.x] = ${panelTexel('P', 'x', 'y', 'layer')};
+}`;
+    const before = memoryInfo().liveBytes;
+    const offset = 64; // vec4s before the stack in the source buffer (256 bytes)
+    for (const storage of [true, false]) {
+      setStorageTexels(storage);
+      const src = nn.arange((offset + matrices * rows * rowTexels) * 4);
+      const out = nn.Tensor.empty([count * 4]);
+      const t = toPanels({ buffer: src.buffer, offset: offset * 16, size: matrices * rows * rowTexels * 16 }, rowTexels, rows, width, matrices);
+      dispatch({ name: 'panels_test', code: copyBack, workgroups: Math.ceil(count / 64), buffers: [t, out.buffer] });
+      releaseTexels(t);
+      const got = await out.data();
+      const want = Array.from({ length: count * 4 }, (_, i) => {
+        const [c, x, y, layer] = [i % 4, (i >> 2) % width, Math.floor((i >> 2) / width) % rows, Math.floor((i >> 2) / (width * rows))];
+        const [m, p] = [Math.floor(layer / (rowTexels / width)), layer % (rowTexels / width)];
+        return (offset + (m * rows + y) * rowTexels + p * width + x) * 4 + c;
+      });
+      expect(Array.from(got)).toEqual(want);
+      for (const x of [src, out]) x.dispose();
+    }
+    setStorageTexels(deviceInfo().storageTexels);
+    expect(memoryInfo().liveBytes).toBe(before);
+    // Copies need rows of whole 256-byte runs and whole panels.
+    expect(panelsFit(20, 3, 16, 1)).toBe(false);
+    expect(panelsFit(48, 3, 32, 1)).toBe(false);
+    const odd = nn.ones([20 * 3 * 4]);
+    expect(() => toPanels(odd.buffer, 20, 3, 16, 1)).toThrow(/do not fit panels/);
     odd.dispose();
   });
 

@@ -2,6 +2,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as nn from '@lib/nn';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
+import { packsB, panelWidth } from '../src/shaders/matmul.js';
+import { panelsFit } from '../src/tensor/device.js';
 
 const rng = new R.Rng(20240611);
 const int = (lo: number, hi: number) => lo + Math.floor(rng.next() * (hi - lo + 1));
@@ -69,19 +71,35 @@ describe('matmul kernel', () => {
     }
   });
 
-  it('repacks a wide row-major B into panels: partial last panel, batched and broadcast B, k past the last chunk', async () => {
-    // packsB: at least 256 rows of A, 1024 columns of B and k = 256. n = 1028 leaves a last panel
-    // of 4 of its 64 columns; k = 257 reads past the last whole 16-step chunk (and has no vec4 A).
+  it('copies a wide row-major B into panels: batched and broadcast B, k past the last chunk', async () => {
+    // packsB: at least 256 rows of A, 1024 columns of B (a multiple of 64, for the copies) and
+    // k = 256; k = 257 reads past the last whole 16-step chunk (and has no vec4 A).
     const cases: [number[], number[]][] = [
-      [[256, 257], [257, 1028]],
+      [[256, 257], [257, 1024]],
       [[2, 300, 256], [2, 256, 1024]],
-      [[2, 257, 272], [272, 1100]],
+      [[2, 257, 272], [272, 1088]],
     ];
     for (const [sa, sb] of cases) {
+      const [m, k, n] = [sa.at(-2)!, sa.at(-1)!, sb.at(-1)!];
+      const batchShape = sa.length > 2 ? [2] : [];
+      const params = { m, n, k, transA: false, transB: false, batchShape, batchStridesA: batchShape.map(() => 1), batchStridesB: batchShape.map(() => (sb.length > 2 ? 1 : 0)), subgroups: nn.deviceInfo().subgroups };
+      expect(packsB(params) && panelsFit(n / 4, k, panelWidth(params), sb.length > 2 ? 2 : 1)).toBe(nn.deviceInfo().subgroups);
       const a = R.randArr(sa, rng);
       const b = R.randArr(sb, rng);
       const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
       await expectClose(got, R.matmul(a, b), 1e-4, 1e-4, `[${sa}]x[${sb}] in panels`);
+      got.dispose();
+    }
+  });
+
+  it('keeps a B whose rows are not a multiple of 64 columns in its stored layout', async () => {
+    // n = 1028 and 1100 pass packsB but cannot be copied into panels (rows of whole 256-byte runs).
+    for (const [sa, sb] of [[[256, 256], [256, 1028]], [[257, 272], [272, 1100]]] as [number[], number[]][]) {
+      expect(panelsFit(sb[1] / 4, sb[0], 16, 1)).toBe(false);
+      const a = R.randArr(sa, rng);
+      const b = R.randArr(sb, rng);
+      const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
+      await expectClose(got, R.matmul(a, b), 1e-4, 1e-4, `[${sa}]x[${sb}] without panels`);
       got.dispose();
     }
   });

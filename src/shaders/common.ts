@@ -32,14 +32,18 @@ export function setStorageTexels(on: boolean): void {
 
 /**
  * Declares the bindings in order: storage buffers ('read' or 'read_write' arrays of `type`, f32 by
- * default) or 'texels', a vec4<f32> array read through a texture (`toTexels` in tensor/device.ts)
- * with `texel()`.
+ * default), 'texels', a vec4<f32> array read through a texture (`toTexels` in tensor/device.ts)
+ * with `texel()`, or 'panels', a matrix cut into panels (`toPanels`) read with `panelTexel()`.
  */
-export function buffers(decls: [name: string, access: 'read' | 'read_write' | 'texels', type?: string][]): string {
-  const texture = storageTexels ? 'texture_storage_2d<rgba32float, read>' : 'texture_2d<f32>';
+export function buffers(decls: [name: string, access: 'read' | 'read_write' | 'texels' | 'panels', type?: string][]): string {
+  const texture = (array: string) => (storageTexels ? `texture_storage_2d${array}<rgba32float, read>` : `texture_2d${array}<f32>`);
   return decls
-    .map(([name, access, type], i) =>
-      access === 'texels' ? `@group(0) @binding(${i}) var ${name}: ${texture};` : `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`)
+    .map(([name, access, type], i) => {
+      const binding = `@group(0) @binding(${i})`;
+      if (access === 'texels') return `${binding} var ${name}: ${texture('')};`;
+      if (access === 'panels') return `${binding} var ${name}: ${texture('_array')};`;
+      return `${binding} var<storage, ${access}> ${name}: array<${type ?? 'f32'}>;`;
+    })
     .join('\n');
 }
 
@@ -49,6 +53,11 @@ export const TEXEL_ROW = 1024;
 /** WGSL reading vec4 `index` of the texels bound as `name`. */
 export function texel(name: string, index: string): string {
   return `textureLoad(${name}, vec2<u32>((${index}) & ${TEXEL_ROW - 1}u, (${index}) >> ${Math.log2(TEXEL_ROW)}u)${storageTexels ? '' : ', 0'})`;
+}
+
+/** WGSL reading vec4 `x` of row `y` of panel `layer` of the panels bound as `name` (see `toPanels`). */
+export function panelTexel(name: string, x: string, y: string, layer: string): string {
+  return `textureLoad(${name}, vec2<u32>(${x}, ${y}), ${layer}${storageTexels ? '' : ', 0'})`;
 }
 
 /** Largest finite f32: WGSL constant expressions may not produce infinities, so reductions start from ±FLT_MAX. */

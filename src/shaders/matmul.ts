@@ -16,13 +16,13 @@
  *   each update, two rows at a time (`ROW_BLOCK`); steps past k read zeros, so there is no
  *   separate tail code;
  * - results are stored from a loop, since every unrolled store is a per-lane scatter of its own;
- * - a large row-major B is first repacked into panels (`packsB`, `panelKernel`), so that the B a
- *   workgroup reads per k chunk is contiguous instead of 16 rows a whole matrix row apart.
+ * - a large row-major B is first copied into panels (`packsB`, `toPanels` in tensor/device.ts), so
+ *   that the B a workgroup reads per k chunk is contiguous instead of 16 rows a whole matrix row apart.
  * Larger tiles (64x8, 32x16) measured no faster and take 4-7 s to compile (32x8 about 1 s).
  * Without subgroups every lane loads the A values itself (the same addresses), slower but correct.
  * m, n, k are uniforms, so shapes share a pipeline per tile and layout.
  */
-import { buffers, stridedOffset, texel } from './common.js';
+import { buffers, panelTexel, stridedOffset, texel } from './common.js';
 
 export interface MatmulParams {
   m: number;
@@ -36,7 +36,7 @@ export interface MatmulParams {
   batchStridesB: number[];
   /** Share A through `subgroupBroadcast` (needs the `subgroups` feature and subgroups of at least 8 lanes). */
   subgroups: boolean;
-  /** B is bound as panels written by `panelKernel` (see `packsB`) rather than in its stored layout. */
+  /** B is bound as panels (`toPanels`, see `packsB`) rather than in its stored layout. */
   panelB?: boolean;
 }
 
@@ -124,11 +124,12 @@ export function accumulators(tm: number, nq: number): [decl: string, res: string
 }
 
 /**
- * Whether B is worth repacking into panels: row-major with vec4 rows, read by the subgroup kernel,
+ * Whether B is worth copying into panels: row-major with vec4 rows, read by the subgroup kernel,
  * with rows of at least 4 KB (so that the 16 rows of a k chunk lie on as many pages), enough rows of
  * A to reuse each panel and enough k for the pages to matter. Paired in-process runs: 1024 square
- * 5-11 % faster, repack included; 512 square 19 % slower; the 1x1 convolutions' GEMMs (k = 64,
- * 256 x 3136 outputs per image) 1-8 % slower.
+ * 5-11 % faster with a repacking kernel included, 7-8 % more since the panels are copies (one
+ * `copyBufferToTexture` per panel instead of that kernel and two copies); 512 square 19 % slower;
+ * the 1x1 convolutions' GEMMs (k = 64, 256 x 3136 outputs per image) 1-8 % slower.
  */
 export function packsB(p: MatmulParams): boolean {
   return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
@@ -136,7 +137,7 @@ export function packsB(p: MatmulParams): boolean {
 
 /**
  * The tile grid of one matmul: rows per workgroup (TM), columns per lane (TN), the tiles along m and
- * n, and `width`, the vec4 columns of one column tile (one B panel's row).
+ * n, and `width`, the vec4 columns of one column tile (one B panel).
  */
 function tileGrid(p: MatmulParams) {
   const batches = p.batchShape.reduce((x, y) => x * y, 1);
@@ -144,52 +145,17 @@ function tileGrid(p: MatmulParams) {
   return { batches, TM, TN, tilesM: Math.ceil(p.m / TM), tilesN: Math.ceil(p.n / (TN * LANES)), width: (TN * LANES) / 4 };
 }
 
-/** B panels: their texel count for `matrices` B matrices, and `panelKernel`'s width, workgroups and uniforms. */
-export function panelPlan(p: MatmulParams, matrices: number): { count: number; width: number; workgroups: number; uniforms: Uint32Array } {
-  const { tilesN, width } = tileGrid(p);
-  const rows = matrices * tilesN * p.k;
-  return { count: rows * width, width, workgroups: Math.ceil(rows / PANEL_WG), uniforms: new Uint32Array([p.k, p.n / 4, tilesN, rows]) };
-}
-
-const PANEL_WG = 64;
-
-/**
- * Repacks row-major B (vec4 rows, `u.n4` vec4s each, u.k rows per matrix) into panels: for each
- * matrix and each tile of `width` vec4 columns (the columns of one matmul workgroup), its k rows
- * one after another, columns past n zero. One thread per panel row, so that its two divisions
- * (a scalar loop over the lanes on lavapipe) are shared by `width` vec4s. Bindings B (texels: a
- * fetch costs a fifth of a storage load), P (vec4; copied into texels for the matmul: with
- * storage-texture writes instead, repacking 1M values took lavapipe 3.7-10 ms, against about 2.7
- * for both copies and this kernel), uniforms.
- */
-export function panelKernel(width: number): string {
-  return `struct U { k: u32, n4: u32, tilesN: u32, rows: u32 }
-${buffers([['B', 'texels'], ['P', 'read_write', 'vec4<f32>']])}
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${PANEL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * ${PANEL_WG}u;
-  if (row >= u.rows) { return; }
-  let panel = row / u.k;
-  let matrix = panel / u.tilesN;
-  let col0 = (panel - matrix * u.tilesN) * ${width}u;
-  let src = (matrix * u.k + row - panel * u.k) * u.n4;
-  for (var t = 0u; t < ${width}u; t++) {
-    let col = col0 + t;
-    let v = ${texel('B', 'src + min(col, u.n4 - 1u)')};
-    P[row * ${width}u + t] = select(vec4<f32>(), v, col < u.n4);
-  }
-}`;
-}
+/** The vec4 columns of one B panel: those of one column tile. */
+export const panelWidth = (p: MatmulParams): number => tileGrid(p).width;
 
 /**
  * The WGSL of one matmul dispatch, its workgroup count, its uniforms (m, n, k and the tile grid) and
- * which of A and B it reads as texels (those with a vec4 layout; see `toTexels`, and `panelKernel`
- * for a B in panels).
+ * which of A and B it reads as texels (those with a vec4 layout; see `toTexels`; a B in panels is
+ * bound through `toPanels`).
  */
 export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array; texels: [a: boolean, b: boolean] } {
   const { m, n, k, transA, transB, subgroups } = p;
-  const { batches, TM, TN, tilesM, tilesN, width } = tileGrid(p);
+  const { batches, TM, TN, tilesM, tilesN } = tileGrid(p);
   // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
   const a4 = transA ? m % 4 === 0 : k % 4 === 0;
   // k steps per unrolled chunk: with subgroups one A value per lane and row (two for vec4 A: fewer
@@ -214,8 +180,8 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const loadB: string[] = [];
   let bAt: (s: number, q: number) => string;
   if (p.panelB) {
-    // This lane's NQ vec4s at step kk of its column tile's panel: (panel · k + kk) · width + lane · NQ + q.
-    bAt = (s, q) => texel('B', `bp + (k0 + ${s}u) * ${width}u + ${q}u`);
+    // This lane's NQ vec4s in row kk of its column tile's panel.
+    bAt = (s, q) => panelTexel('B', `bx + ${q}u`, `k0 + ${s}u`, 'layer');
   } else if (b4 && !transB) {
     bAt = (s, q) => texel('B', `(bb + (k0 + ${s}u) * n) / 4u + bq${q}`);
   } else if (b4) {
@@ -264,7 +230,7 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
     : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
   const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesM: u32, tilesN: u32, tiles: u32, total: u32 }
-${buffers([['A', a4 ? 'texels' : 'read'], ['B', b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
+${buffers([['A', a4 ? 'texels' : 'read'], ['B', p.panelB ? 'panels' : b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${LANES})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -292,7 +258,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let cb = batch * m * n;
   ${rows.map((r) => `let ar${r} = min(row0 + ${r}u, m - 1u);`).join(' ')}
   ${cols.map((c) => `let bc${c} = min(col0 + ${c}u, n - 1u);`).join(' ')}
-  ${p.panelB ? `let bp = (bbi * u.tilesN + colTile) * k * ${width}u + li * ${NQ}u;` : ''}
+  ${p.panelB ? `let layer = bbi * u.tilesN + colTile; let bx = li * ${NQ}u;` : ''}
   ${b4 && !transB && !p.panelB ? quads.map((q) => `let bq${q} = min(col0 / 4u + ${q}u, n / 4u - 1u);`).join(' ') : ''}
   ${accDecl}
   for (var k0 = 0u; k0 < k; k0 += ${CH}u) {

@@ -23,6 +23,7 @@ export interface DeviceInfo {
     maxComputeWorkgroupStorageSize: number;
     maxStorageBuffersPerShaderStage: number;
     maxTextureDimension2D: number;
+    maxTextureArrayLayers: number;
   };
 }
 
@@ -75,8 +76,8 @@ interface Runtime {
   msPerDispatch: number;
   readyAt: number;
   bindingLimit: number;
-  /** Free texel textures by row count, and those to destroy once the batch using them is submitted. */
-  texturePool: Map<number, GPUTexture[]>;
+  /** Free texel textures by size (`textureKey`), and those to destroy once the batch using them is submitted. */
+  texturePool: Map<string, GPUTexture[]>;
   texturesToDestroy: GPUTexture[];
 }
 
@@ -153,6 +154,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
     maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
     maxTextureDimension2D: a.maxTextureDimension2D,
+    maxTextureArrayLayers: a.maxTextureArrayLayers,
   };
   const subgroups = adapter.features.has('subgroups');
   const device = await adapter.requestDevice({
@@ -287,7 +289,22 @@ function deviceBindingLimit(l: DeviceInfo['limits']): number {
   return Math.min(l.maxStorageBufferBindingSize, TEXEL_ROW * l.maxTextureDimension2D * TEXEL_BYTES);
 }
 
-const rowBytes = (rows: number) => rows * TEXEL_ROW * TEXEL_BYTES;
+const textureKey = (t: { width: number; height: number; depthOrArrayLayers: number }) => `${t.width}x${t.height}x${t.depthOrArrayLayers}`;
+const textureBytes = (t: { width: number; height: number; depthOrArrayLayers: number }) => t.width * t.height * t.depthOrArrayLayers * TEXEL_BYTES;
+
+/** An rgba32float texture of `size` texels from the pool or a new one, counted as live. */
+function takeTexture(r: Runtime, size: { width: number; height: number; depthOrArrayLayers: number }, label: string): GPUTexture {
+  const pooled = r.texturePool.get(textureKey(size))?.pop();
+  if (pooled) r.pooledBytes -= textureBytes(size);
+  r.liveBytes += textureBytes(size);
+  return (
+    pooled ??
+    r.device.createTexture({
+      size, format: 'rgba32float', label,
+      usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */ | (r.info.storageTexels ? 0x08 /* STORAGE_BINDING */ : 0),
+    })
+  );
+}
 
 /**
  * Records a copy of a buffer range (a whole number of vec4s, at most `maxBindingSize()` bytes) into a
@@ -303,39 +320,61 @@ export function toTexels(src: GPUBuffer | GPUBufferBinding): Texels {
   if (offset % TEXEL_BYTES || offset + count * TEXEL_BYTES > b.buffer.size) throw new Error(`toTexels: range ${offset}+${bytes} of a ${b.buffer.size}-byte buffer is not whole vec4s`);
   const rows = Math.max(1, Math.ceil(count / TEXEL_ROW));
   if (rows > r.info.limits.maxTextureDimension2D) throw new Error(`toTexels: ${bytes} bytes exceed a texel texture (split the work under maxBindingSize())`);
-  const pooled = r.texturePool.get(rows)?.pop();
-  if (pooled) r.pooledBytes -= rowBytes(rows);
-  const texture =
-    pooled ?? r.device.createTexture({
-      size: [TEXEL_ROW, rows], format: 'rgba32float', label: 'texels',
-      usage: 0x04 /* TEXTURE_BINDING */ | 0x02 /* COPY_DST */ | (r.info.storageTexels ? 0x08 /* STORAGE_BINDING */ : 0),
-    });
-  r.liveBytes += rowBytes(rows);
+  const texture = takeTexture(r, { width: TEXEL_ROW, height: rows, depthOrArrayLayers: 1 }, 'texels');
   const full = Math.floor(count / TEXEL_ROW);
   const rest = count - full * TEXEL_ROW;
   const encoder = openEncoder(r);
   const layout = { buffer: b.buffer, bytesPerRow: TEXEL_ROW * TEXEL_BYTES };
   if (full) encoder.copyBufferToTexture({ ...layout, offset }, { texture }, [TEXEL_ROW, full]);
-  if (rest) encoder.copyBufferToTexture({ ...layout, offset: offset + rowBytes(full) }, { texture, origin: [0, full] }, [rest, 1]);
+  if (rest) encoder.copyBufferToTexture({ ...layout, offset: offset + full * TEXEL_ROW * TEXEL_BYTES }, { texture, origin: [0, full] }, [rest, 1]);
   return { texture, view: texture.createView() };
 }
 
-/** Returns a texel texture to the pool; safe while recorded work still reads it (later copies are ordered after it). */
+/** Whether `toPanels` can hold a stack of `matrices` matrices of `rows` x `rowTexels` vec4s cut into panels `width` vec4s wide. */
+export function panelsFit(rowTexels: number, rows: number, width: number, matrices: number): boolean {
+  const l = runtime().info.limits;
+  return (rowTexels * TEXEL_BYTES) % 256 === 0 && rowTexels % width === 0 && rows <= l.maxTextureDimension2D && (matrices * rowTexels) / width <= l.maxTextureArrayLayers;
+}
+
+/**
+ * Records copies of a stack of row-major matrices (`rows` rows of `rowTexels` vec4s each) into a
+ * 2-D array texture of panels, read with `panelTexel()`: layer `matrix · (rowTexels / width) + p`
+ * holds columns p·width .. p·width + width − 1 of every row, so that the rows of one panel lie
+ * one after another (one copy per panel; see `panelsFit` for what it needs). Released with `releaseTexels`.
+ */
+export function toPanels(src: GPUBuffer | GPUBufferBinding, rowTexels: number, rows: number, width: number, matrices: number): Texels {
+  const r = runtime();
+  const b = 'buffer' in src ? src : { buffer: src };
+  if (!panelsFit(rowTexels, rows, width, matrices)) throw new Error(`toPanels: ${matrices} matrices of ${rows}x${rowTexels} vec4s do not fit panels ${width} wide (check panelsFit first)`);
+  const perMatrix = rowTexels / width;
+  const texture = takeTexture(r, { width, height: rows, depthOrArrayLayers: matrices * perMatrix }, 'panels');
+  const encoder = openEncoder(r);
+  for (let m = 0; m < matrices; m++) {
+    for (let p = 0; p < perMatrix; p++) {
+      const offset = (b.offset ?? 0) + (m * rows * rowTexels + p * width) * TEXEL_BYTES;
+      encoder.copyBufferToTexture({ buffer: b.buffer, offset, bytesPerRow: rowTexels * TEXEL_BYTES }, { texture, origin: [0, 0, m * perMatrix + p] }, [width, rows, 1]);
+    }
+  }
+  return { texture, view: texture.createView({ dimension: '2d-array' }) };
+}
+
+/** Returns a texel or panel texture to the pool; safe while recorded work still reads it (later copies are ordered after it). */
 export function releaseTexels(t: Texels): void {
   const r = rt;
   if (!r) return;
-  const rows = t.texture.height;
-  r.liveBytes -= rowBytes(rows);
+  const bytes = textureBytes(t.texture);
+  r.liveBytes -= bytes;
   let pooled = 0;
-  for (const [n, list] of r.texturePool) pooled += rowBytes(n) * list.length;
-  if (pooled + rowBytes(rows) > TEXTURE_POOL_BYTES) {
+  for (const list of r.texturePool.values()) for (const x of list) pooled += textureBytes(x);
+  if (pooled + bytes > TEXTURE_POOL_BYTES) {
     r.texturesToDestroy.push(t.texture);
     return;
   }
-  let list = r.texturePool.get(rows);
-  if (!list) r.texturePool.set(rows, (list = []));
+  const key = textureKey(t.texture);
+  let list = r.texturePool.get(key);
+  if (!list) r.texturePool.set(key, (list = []));
   list.push(t.texture);
-  r.pooledBytes += rowBytes(rows);
+  r.pooledBytes += bytes;
 }
 
 // ---------------------------------------------------------------- pipelines and dispatch

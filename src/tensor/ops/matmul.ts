@@ -1,9 +1,9 @@
 /** Matrix multiplication with PyTorch semantics (1-D operands, batched with broadcast batch dims). */
-import { allocBuffer, copyBuffer, deviceInfo, dispatch, maxBindingSize, releaseBuffer, releaseTexels, toTexels, type Texels } from '../device.js';
+import { copyBuffer, deviceInfo, dispatch, maxBindingSize, panelsFit, releaseTexels, toPanels, toTexels } from '../device.js';
 import { noGrad, record } from '../autograd.js';
 import { Tensor, numelOf } from '../tensor.js';
 import { balancedChunk, chunkElements, fitsBinding, rangeBinding } from '../split.js';
-import { matmulKernel, packsB, panelKernel, panelPlan, type MatmulParams } from '../../shaders/matmul.js';
+import { matmulKernel, packsB, panelWidth, type MatmulParams } from '../../shaders/matmul.js';
 import { broadcastStrides } from '../../shaders/elementwise.js';
 import { broadcastShapes, mapInPlace } from './elementwise.js';
 import { zeros } from './creation.js';
@@ -46,20 +46,9 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
 function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): void {
   // B matrices in the binding: one past the largest matrix index the batch strides reach.
   const matricesB = 1 + p.batchShape.reduce((sum, size, d) => sum + (size - 1) * p.batchStridesB[d], 0);
-  let panels = packsB(p) ? panelPlan(p, matricesB) : null;
-  if (panels && panels.count * 16 > maxBindingSize()) panels = null;
-  const kern = matmulKernel({ ...p, panelB: panels !== null });
-  let tb: Texels | null = null;
-  if (panels) {
-    const plain = toTexels(b);
-    const packed = allocBuffer(panels.count * 16, 'matmul B panels');
-    dispatch({ name: 'matmul B panels', detail, code: panelKernel(panels.width), workgroups: panels.workgroups, buffers: [plain, packed], uniforms: panels.uniforms });
-    releaseTexels(plain);
-    tb = toTexels(packed);
-    releaseBuffer(packed);
-  } else if (kern.texels[1]) {
-    tb = toTexels(b);
-  }
+  const panelB = packsB(p) && panelsFit(p.n / 4, p.k, panelWidth(p), matricesB);
+  const kern = matmulKernel({ ...p, panelB });
+  const tb = panelB ? toPanels(b, p.n / 4, p.k, panelWidth(p), matricesB) : kern.texels[1] ? toTexels(b) : null;
   const ta = kern.texels[0] ? toTexels(a) : null;
   dispatch({ name: 'matmul', detail, code: kern.code, workgroups: kern.workgroups, buffers: [ta ?? a, tb ?? b, c], uniforms: kern.uniforms });
   for (const t of [ta, tb]) if (t) releaseTexels(t);
