@@ -128,8 +128,9 @@ export function accumulators(tm: number, nq: number): [decl: string, res: string
  * with rows of at least 4 KB (so that the 16 rows of a k chunk lie on as many pages), enough rows of
  * A to reuse each panel and enough k for the pages to matter. Paired in-process runs: 1024 square
  * 5-11 % faster with a repacking kernel included, 7-8 % more since the panels are copies (one
- * `copyBufferToTexture` per panel instead of that kernel and two copies); 512 square 19 % slower;
- * the 1x1 convolutions' GEMMs (k = 64, 256 x 3136 outputs per image) 1-8 % slower.
+ * `copyBufferToTexture` per panel instead of that kernel and two copies); 512 square 19 % slower
+ * with the kernel; the 1x1 convolutions' GEMMs (k = 64 or 256, 3136 columns per image) 2-6 %
+ * slower even with the copies.
  */
 export function packsB(p: MatmulParams): boolean {
   return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
