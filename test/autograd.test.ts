@@ -269,6 +269,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     odd.dispose();
   });
 
+  it('keeps the event loop turning while it waits for the device', async () => {
+    // On a CPU adapter the wait sleeps in 1 ms slices between event-loop turns (`settle`): timers
+    // must still fire during a long wait, and the results must arrive.
+    const a = nn.randn([384, 384]);
+    let c = a;
+    for (let i = 0; i < 6; i++) c = nn.matmul(c, a).mul(1 / 16);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    await nn.synchronize();
+    clearInterval(timer);
+    // About 0.7 GFLOP: tens of milliseconds on lavapipe, where the 1 ms timer must have fired.
+    if (deviceInfo().isCpu) expect(ticks).toBeGreaterThan(2);
+    const got = await c.data();
+    expect(got.length).toBe(384 * 384);
+    expect(got.every(Number.isFinite)).toBe(true);
+  });
+
   it('copies a stack of matrices into panels that kernels read back exactly (offset, both bindings)', async () => {
     // 2 matrices of 3 rows x 32 vec4s, panels 16 vec4s wide: layer 2m + p holds columns 16p .. 16p + 15.
     const [matrices, rows, rowTexels, width] = [2, 3, 32, 16];
