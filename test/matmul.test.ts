@@ -2,8 +2,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as nn from '@lib/nn';
 import * as R from './reference/index.js';
 import { expectClose, gradcheck, toTensor } from './gradcheck.js';
-import { packsB, panelWidth } from '../src/shaders/matmul.js';
-import { panelsFit } from '../src/tensor/device.js';
+import { usesPanels } from '../src/tensor/ops/matmul.js';
+import { packsB } from '../src/shaders/matmul.js';
 
 const rng = new R.Rng(20240611);
 const int = (lo: number, hi: number) => lo + Math.floor(rng.next() * (hi - lo + 1));
@@ -83,7 +83,7 @@ describe('matmul kernel', () => {
       const [m, k, n] = [sa.at(-2)!, sa.at(-1)!, sb.at(-1)!];
       const batchShape = sa.length > 2 ? [2] : [];
       const params = { m, n, k, transA: false, transB: false, batchShape, batchStridesA: batchShape.map(() => 1), batchStridesB: batchShape.map(() => (sb.length > 2 ? 1 : 0)), subgroups: nn.deviceInfo().subgroups };
-      expect(packsB(params) && panelsFit(n / 4, k, panelWidth(params), sb.length > 2 ? 2 : 1)).toBe(nn.deviceInfo().subgroups);
+      expect(usesPanels(params, sb.length > 2 ? 2 : 1)).toBe(nn.deviceInfo().subgroups);
       const a = R.randArr(sa, rng);
       const b = R.randArr(sb, rng);
       const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
@@ -95,7 +95,9 @@ describe('matmul kernel', () => {
   it('keeps a B whose rows are not a multiple of 64 columns in its stored layout', async () => {
     // n = 1028 and 1100 pass packsB but cannot be copied into panels (rows of whole 256-byte runs).
     for (const [sa, sb] of [[[256, 256], [256, 1028]], [[257, 272], [272, 1100]]] as [number[], number[]][]) {
-      expect(panelsFit(sb[1] / 4, sb[0], 16, 1)).toBe(false);
+      const params = { m: sa[0], n: sb[1], k: sa[1], transA: false, transB: false, batchShape: [], batchStridesA: [], batchStridesB: [], subgroups: true };
+      expect(packsB(params)).toBe(true);
+      expect(usesPanels(params, 1)).toBe(false);
       const a = R.randArr(sa, rng);
       const b = R.randArr(sb, rng);
       const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));

@@ -39,6 +39,11 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
   return out;
 }
 
+/** Whether a matmul reads its `matricesB` B matrices as panels: worth it (`packsB`) and copyable (`panelsFit`). */
+export function usesPanels(p: MatmulParams, matricesB: number): boolean {
+  return packsB(p) && panelsFit(p.n / 4, p.k, panelWidth(p), matricesB);
+}
+
 /**
  * Records one matmul dispatch over bound operands, copying the vec4 ones into texels (a large
  * row-major B into panels, see `packsB`).
@@ -46,7 +51,7 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
 function runMatmul(p: MatmulParams, detail: string, a: GPUBuffer | GPUBufferBinding, b: GPUBuffer | GPUBufferBinding, c: GPUBuffer | GPUBufferBinding): void {
   // B matrices in the binding: one past the largest matrix index the batch strides reach.
   const matricesB = 1 + p.batchShape.reduce((sum, size, d) => sum + (size - 1) * p.batchStridesB[d], 0);
-  const panelB = packsB(p) && panelsFit(p.n / 4, p.k, panelWidth(p), matricesB);
+  const panelB = usesPanels(p, matricesB);
   const kern = matmulKernel({ ...p, panelB });
   const tb = panelB ? toPanels(b, p.n / 4, p.k, panelWidth(p), matricesB) : kern.texels[1] ? toTexels(b) : null;
   const ta = kern.texels[0] ? toTexels(a) : null;
