@@ -43,7 +43,8 @@ export class Pacer {
 
   end(): void {
     const ms = performance.now() - this.t0;
-    this.settled = this.paced && ms > 1.1 * this.slept + 1;
+    // An iteration whose sleep was too short to take (under 1 ms) cannot have timed it.
+    this.settled = this.paced && (this.slept === 0 || ms > 1.1 * this.slept + 1);
     if (this.settled) this.fastest = Math.min(this.fastest, ms);
     this.sleepMs = this.settled ? 0.8 * this.fastest : 0.5 * ms;
   }
@@ -125,7 +126,10 @@ const MAX_WARMUPS = 6;
 /**
  * Times both sides of a case: `iterations` rounds of one tinybench run with one iteration of ours
  * and one of theirs. Alternating keeps the shared machine's slow swings in speed out of the ratio.
- * Before the first round each side runs untimed until its pacer has settled (see `Pacer`).
+ * Before the first round each side runs untimed until its pacer has settled (see `Pacer`), except
+ * that a single round (`--quick`) follows one untimed iteration: that saves a warm-up step of each
+ * training case, the slowest part of `--quick`. A round in which a side timed its sleep rather
+ * than its work (its pacer did not settle) is run again, at most `MAX_WARMUPS` times in all.
  */
 export async function measurePair(sides: [Timed, Timed], unit: Unit, work: number, iterations: number): Promise<[Measure, Measure]> {
   const pacers = sides.map(() => new Pacer());
@@ -136,17 +140,22 @@ export async function measurePair(sides: [Timed, Timed], unit: Unit, work: numbe
     pacers[i].end();
   };
   for (const [i, t] of sides.entries()) {
-    for (let n = 0; n < MAX_WARMUPS && !pacers[i].settled; n++) {
+    for (let n = 0; n < (iterations > 1 ? MAX_WARMUPS : 1) && !pacers[i].settled; n++) {
       await t.beforeEach?.();
       await once(t, i)();
       t.afterEach?.();
     }
   }
   const samples: number[][] = sides.map(() => []);
+  let reruns = 0;
   for (let round = 0; round < iterations; round++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0, throws: true, retainSamples: true });
     sides.forEach((t, i) => bench.add(String(i), once(t, i), { beforeEach: t.beforeEach, afterEach: t.afterEach }));
     await bench.run();
+    if (!pacers.every((p) => p.settled) && reruns++ < MAX_WARMUPS) {
+      round--;
+      continue;
+    }
     bench.tasks.forEach((task, i) => {
       const r = task.result;
       if (r.state !== 'completed' || !r.latency.samples) throw new Error(`timing did not complete (${r.state})`);

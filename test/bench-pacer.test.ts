@@ -49,4 +49,12 @@ describe('bench Pacer', () => {
     expect(await iteration(p, 80)).toEqual([64, 80]);
     expect(p.settled).toBe(true);
   });
+
+  it('settles on work too short to sleep for (a sleep under 1 ms is skipped, so it cannot be timed)', async () => {
+    const p = new Pacer();
+    expect(await iteration(p, 0.6)).toEqual([0, 0.6]);
+    expect(p.settled).toBe(false);
+    expect(await iteration(p, 0.6)).toEqual([0, 0.6]);
+    expect(p.settled).toBe(true);
+  });
 });
