@@ -286,6 +286,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     expect(got.every(Number.isFinite)).toBe(true);
   });
 
+  it('does not keep a core busy while it waits for the device (Linux: the main thread\'s CPU time)', async () => {
+    // Dawn polls on every event-loop turn while a device promise is pending; spinning like that
+    // takes a core from lavapipe's workers. `settle` blocks between 1 ms polls instead, so the main
+    // thread should use a small part of the wait's wall time (spinning uses nearly all of it).
+    // The process's main thread (the tests run in forked workers, see vitest.config.ts).
+    const stat = `/proc/self/task/${process.pid}/stat`;
+    const { existsSync, readFileSync } = await import('node:fs');
+    const { isMainThread } = await import('node:worker_threads');
+    if (!deviceInfo().isCpu || !isMainThread || !existsSync(stat)) return;
+    // utime + stime of the main thread, in clock ticks (10 ms): fields 14 and 15, after the ")".
+    const ticks = () => readFileSync(stat, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((t, f) => t + Number(f), 0);
+    const a = nn.randn([512, 512]);
+    const c = tidy(() => {
+      let x = a;
+      for (let i = 0; i < 32; i++) x = nn.matmul(x, a).mul(1 / 23);
+      return x;
+    });
+    nn.flush();
+    const [t0, cpu0] = [performance.now(), ticks()];
+    await nn.synchronize();
+    const [wallMs, cpuMs] = [performance.now() - t0, (ticks() - cpu0) * 10];
+    c.dispose();
+    a.dispose();
+    // About 8.6 GFLOP: 300-600 ms on lavapipe; too short a wait says nothing at 10 ms ticks.
+    if (wallMs > 200) expect(cpuMs).toBeLessThan(0.5 * wallMs);
+  });
+
   it('copies a stack of matrices into panels that kernels read back exactly (offset, both bindings)', async () => {
     // 2 matrices of 3 rows x 32 vec4s, panels 16 vec4s wide: layer 2m + p holds columns 16p .. 16p + 15.
     const [matrices, rows, rowTexels, width] = [2, 3, 32, 16];
