@@ -205,6 +205,20 @@ describe('memory', () => {
   });
 });
 
+/**
+ * Records `count` chained products of a random n x n matrix with itself (each scaled by 1/√n so
+ * the values stay finite), for tests that need long device work: [the matrix, the last product].
+ */
+function matmulChain(n: number, count: number): [nn.Tensor, nn.Tensor] {
+  const a = nn.randn([n, n]);
+  const c = tidy(() => {
+    let x = a;
+    for (let i = 0; i < count; i++) x = nn.matmul(x, a).mul(1 / Math.sqrt(n));
+    return x;
+  });
+  return [a, c];
+}
+
 describe('runtime', () => {
   it('caches pipelines by their generated code', async () => {
     const a = nn.randn([5, 7]);
@@ -272,9 +286,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   it('keeps the event loop turning while it waits for the device', async () => {
     // On a CPU adapter the wait sleeps in 1 ms slices between event-loop turns (`settle`): timers
     // must still fire during a long wait, and the results must arrive.
-    const a = nn.randn([384, 384]);
-    let c = a;
-    for (let i = 0; i < 6; i++) c = nn.matmul(c, a).mul(1 / 16);
+    const [a, c] = matmulChain(384, 6);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     await nn.synchronize();
@@ -284,6 +296,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     const got = await c.data();
     expect(got.length).toBe(384 * 384);
     expect(got.every(Number.isFinite)).toBe(true);
+    for (const t of [a, c]) t.dispose();
   });
 
   it('does not keep a core busy while it waits for the device (Linux: the main thread\'s CPU time)', async () => {
@@ -297,18 +310,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (!deviceInfo().isCpu || !isMainThread || !existsSync(stat)) return;
     // utime + stime of the main thread, in clock ticks (10 ms): fields 14 and 15, after the ")".
     const ticks = () => readFileSync(stat, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((t, f) => t + Number(f), 0);
-    const a = nn.randn([512, 512]);
-    const c = tidy(() => {
-      let x = a;
-      for (let i = 0; i < 32; i++) x = nn.matmul(x, a).mul(1 / 23);
-      return x;
-    });
+    const [a, c] = matmulChain(512, 32);
     nn.flush();
     const [t0, cpu0] = [performance.now(), ticks()];
     await nn.synchronize();
     const [wallMs, cpuMs] = [performance.now() - t0, (ticks() - cpu0) * 10];
-    c.dispose();
-    a.dispose();
+    for (const t of [a, c]) t.dispose();
     // About 8.6 GFLOP: 300-600 ms on lavapipe; too short a wait says nothing at 10 ms ticks.
     if (wallMs > 200) expect(cpuMs).toBeLessThan(0.5 * wallMs);
   });
