@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as nn from '@lib/nn';
 import { deviceInfo, init, memoryInfo, noGrad, tensor, tidy, keep } from '@lib/nn';
 import { dispatch, panelsFit, releaseTexels, setMaxBindingSizeForTesting, setMaxDispatchesPerSubmit, pipelineCount, toPanels, toTexels } from '../src/tensor/device.js';
-import { buffers, panelTexel, setStorageTexels, texel } from '../src/shaders/common.js';
+import { buffers, memoize, panelTexel, setStorageTexels, texel } from '../src/shaders/common.js';
 import * as R from './reference/index.js';
 import { gradcheck } from './gradcheck.js';
 
@@ -229,6 +229,24 @@ describe('runtime', () => {
     expect(pipelineCount()).toBe(n);
     a.add(nn.randn([7])); // new broadcast pattern → new pipeline
     expect(pipelineCount()).toBeGreaterThan(n);
+  });
+
+  it('generates each kernel source once per configuration (memoize), apart for either texel binding', () => {
+    const build = vi.fn((tm: number, opts: { cpu: boolean }) => `${texel('A', '0u')} ${tm} ${opts.cpu}`);
+    const source = memoize(build);
+    const first = source(8, { cpu: true });
+    expect(source(8, { cpu: true })).toBe(first);
+    expect(build).toHaveBeenCalledTimes(1);
+    expect(source(8, { cpu: false })).not.toBe(first);
+    expect(source(16, { cpu: true })).not.toBe(first);
+    setStorageTexels(!deviceInfo().storageTexels);
+    try {
+      expect(source(8, { cpu: true })).not.toBe(first); // the texel declarations differ
+    } finally {
+      setStorageTexels(deviceInfo().storageTexels);
+    }
+    expect(source(8, { cpu: true })).toBe(first);
+    expect(build).toHaveBeenCalledTimes(4);
   });
 
   it('gives the same results however often batches are submitted', async () => {

@@ -4,7 +4,7 @@ import { conv2d, samePadding, type Conv2dOptions } from '../src/nn/functional/in
 import { setMaxBindingSizeForTesting } from '../src/tensor/device.js';
 import * as ref from './reference/index.js';
 import { Rng, randArr, type Arr } from './reference/index.js';
-import { expectClose, gradcheck, toTensor } from './gradcheck.js';
+import { expectClose, gradcheck, toTensor, withDeviceInfo } from './gradcheck.js';
 
 /** One case: input [n, c, h, w], weight [o, c/groups, k, k] (or [kh, kw]) and the options. */
 interface Case {
@@ -118,18 +118,26 @@ describe('conv2d against the float64 reference', () => {
 describe('conv2d on devices without subgroups', () => {
   beforeAll(async () => { await init(); });
   it('takes the plain GEMM loop and gives the same results', async () => {
-    const info = deviceInfo();
-    const had = info.subgroups;
-    info.subgroups = false; // read per call when choosing kernels; restored below
-    try {
+    await withDeviceInfo({ subgroups: false }, async () => {
       await checkCase({ name: 'plain 3x3 stride 2', x: [3, 5, 11, 9], o: 6, k: 3, opts: { stride: 2, padding: [1, 2] } }, 40);
       await checkCase({ name: 'plain groups 2', x: [1, 6, 7, 7], o: 18, k: 3, opts: { groups: 2, padding: 1 } }, 41);
       await checkCase({ name: 'plain 1x1', x: [3, 3, 5, 5], o: 4, k: 1, opts: {} }, 42);
       await checkCase({ name: 'plain 1x1 without bias', x: [2, 5, 4, 3], o: 20, k: 1, opts: {}, bias: false }, 43);
       await checkCase({ name: 'plain 3x3 with 16+ channels', x: [1, 18, 5, 6], o: 20, k: 3, opts: { padding: 1 } }, 44);
-    } finally {
-      info.subgroups = had;
-    }
+    });
+  });
+});
+
+describe('conv2d on a GPU adapter', () => {
+  beforeAll(async () => { await init(); });
+  it('groups several 8-lane tiles per workgroup (sharing A by shuffle) and gives the same results', async () => {
+    // Tile counts that leave the last workgroup partly filled; both GEMM directions, groups, strides.
+    if (!deviceInfo().subgroups) return;
+    await withDeviceInfo({ isCpu: false }, async () => {
+      await checkCase({ name: 'gpu tiled 3x3 stride 2 batch 2', x: [2, 12, 9, 11], o: 32, k: 3, opts: { stride: 2, padding: 1 } }, 45);
+      await checkCase({ name: 'gpu tiled groups 2', x: [1, 40, 7, 6], o: 36, k: 3, opts: { groups: 2, padding: [1, 0] } }, 46);
+      await checkCase({ name: 'gpu tiled patches 7x7 stride 2', x: [1, 3, 13, 13], o: 24, k: 7, opts: { stride: 2, padding: 3 } }, 47);
+    });
   });
 });
 

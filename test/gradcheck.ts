@@ -3,8 +3,23 @@
  * gradient check used on every op's backward rule.
  */
 import { expect } from 'vitest';
-import { Tensor, tensor, tidy } from '@lib/nn';
+import { Tensor, tensor, tidy, deviceInfo, type DeviceInfo } from '@lib/nn';
 import { type Arr, allClose, arr, maxAbsDiff, numel, numericGrad, Rng, randArr } from './reference/index.js';
+
+/**
+ * Runs `fn` with fields of `deviceInfo()` overridden (kernels read them per call), e.g. to take the
+ * paths of an adapter without subgroups, or of a GPU, on lavapipe; restores them afterwards.
+ */
+export async function withDeviceInfo(changes: Partial<DeviceInfo>, fn: () => Promise<void>): Promise<void> {
+  const info = deviceInfo();
+  const saved = { ...info };
+  Object.assign(info, changes);
+  try {
+    await fn();
+  } finally {
+    Object.assign(info, saved);
+  }
+}
 
 /** A GPU tensor holding a reference array's values. */
 export function toTensor(a: Arr, requiresGrad = false): Tensor {

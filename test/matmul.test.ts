@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as nn from '@lib/nn';
 import * as R from './reference/index.js';
-import { expectClose, gradcheck, toTensor } from './gradcheck.js';
+import { expectClose, gradcheck, toTensor, withDeviceInfo } from './gradcheck.js';
 import { usesPanels } from '../src/tensor/ops/matmul.js';
 import { packsB } from '../src/shaders/matmul.js';
 
@@ -82,8 +82,8 @@ describe('matmul kernel', () => {
     for (const [sa, sb] of cases) {
       const [m, k, n] = [sa.at(-2)!, sa.at(-1)!, sb.at(-1)!];
       const batchShape = sa.length > 2 ? [2] : [];
-      const params = { m, n, k, transA: false, transB: false, batchShape, batchStridesA: batchShape.map(() => 1), batchStridesB: batchShape.map(() => (sb.length > 2 ? 1 : 0)), subgroups: nn.deviceInfo().subgroups };
-      expect(usesPanels(params, sb.length > 2 ? 2 : 1)).toBe(nn.deviceInfo().subgroups);
+      const params = { m, n, k, transA: false, transB: false, batchShape, batchStridesA: batchShape.map(() => 1), batchStridesB: batchShape.map(() => (sb.length > 2 ? 1 : 0)), subgroups: nn.deviceInfo().subgroups, cpu: nn.deviceInfo().isCpu };
+      expect(usesPanels(params, sb.length > 2 ? 2 : 1)).toBe(nn.deviceInfo().subgroups && nn.deviceInfo().isCpu);
       const a = R.randArr(sa, rng);
       const b = R.randArr(sb, rng);
       const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
@@ -95,7 +95,7 @@ describe('matmul kernel', () => {
   it('keeps a B whose rows are not a multiple of 64 columns in its stored layout', async () => {
     // n = 1028 and 1100 pass packsB but cannot be copied into panels (rows of whole 256-byte runs).
     for (const [sa, sb] of [[[256, 256], [256, 1028]], [[257, 272], [272, 1100]]] as [number[], number[]][]) {
-      const params = { m: sa[0], n: sb[1], k: sa[1], transA: false, transB: false, batchShape: [], batchStridesA: [], batchStridesB: [], subgroups: true };
+      const params = { m: sa[0], n: sb[1], k: sa[1], transA: false, transB: false, batchShape: [], batchStridesA: [], batchStridesB: [], subgroups: true, cpu: true };
       expect(packsB(params)).toBe(true);
       expect(usesPanels(params, 1)).toBe(false);
       const a = R.randArr(sa, rng);
@@ -114,6 +114,26 @@ describe('matmul kernel', () => {
     const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b)));
     await expectClose(got, R.matmul(a, b), 1e-5, 1e-4, 'folded grid');
     got.dispose();
+  });
+
+  it('on a GPU adapter, groups 8-lane tiles per workgroup (A shared by shuffle): every layout, batched, a partly filled last workgroup', async () => {
+    // Tile counts from 1 to past one workgroup of 8 tiles (not a multiple of it), vec4 and scalar
+    // layouts, and a batch whose matrices spread over workgroups.
+    const shapes: [number[], number[], boolean][] = [[[3, 5], [5, 7], true], [[70, 45], [45, 132], true], [[136, 64], [64, 40], false], [[3, 9, 24], [24, 12], true]];
+    const swap = (s: number[]) => [...s.slice(0, -2), s.at(-1)!, s.at(-2)!];
+    await withDeviceInfo({ isCpu: false }, async () => {
+      for (const [sa, sb, fallbackToo] of shapes) {
+        for (const opts of fallbackToo ? paths : [paths[0]]) {
+          for (const [transA, transB] of [[false, false], [true, true]]) {
+            const a = R.randArr(transA ? swap(sa) : sa, rng);
+            const b = R.randArr(transB ? swap(sb) : sb, rng);
+            const got = nn.tidy(() => nn.mm(toTensor(a), toTensor(b), transA, transB, opts));
+            await expectClose(got, refMm(a, b, transA, transB), 1e-4, 1e-4, `gpu mm [${sa}]x[${sb}] transA=${transA} transB=${transB} ${JSON.stringify(opts)}`);
+            got.dispose();
+          }
+        }
+      }
+    });
   });
 
   it('gradients of matmul match finite differences', async () => {

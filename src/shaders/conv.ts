@@ -21,7 +21,7 @@
  * are processed a chunk of images at a time (`aOff`/`bOff`: element offsets of the chunk inside its
  * 256-byte aligned binding, `nb`: images in the chunk).
  */
-import { buffers, texel } from './common.js';
+import { buffers, memoize, texel } from './common.js';
 import { accumulators, subgroupChunk } from './matmul.js';
 
 /**
@@ -177,7 +177,7 @@ export interface GconvParams {
  * Bindings A (packed chunk, vec4), WT (vec4), bias (read when u.hasBias is 1; any buffer otherwise),
  * B (at element offset u.bOff), uniforms.
  */
-export function gconvKernel(p: GconvParams): string {
+export const gconvKernel = memoize((p: GconvParams): string => {
   const TP = p.tileP;
   const lanes = p.subgroups ? SUBGROUP : 1;
   const K4 = p.tileO / 4;
@@ -249,7 +249,7 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
     ${J.map((j) => `if (p0 + ${j}u < npix) { B[ob + pos${j}] = c${k}_${j}[${e}] + bv; }`).join(' ')}
   }`)).join('\n  ')}
 }`;
-}
+});
 
 /**
  * The implicit GEMM on 8-lane subgroups, the matmul kernel's scheme (shaders/matmul.ts): a
@@ -259,27 +259,33 @@ ${p.subgroups ? MAIN.replace(') {', ', @builtin(subgroup_invocation_id) sid: u32
  * loads its own weights (WT padded to whole tiles, so no checks). A and WT are read as texels (see
  * matmul). Same uniforms as \`gconvKernel\`, with u.blocks row tiles and u.tilesO channel tiles;
  * packed channels a multiple of 8. Rows run across images so that small grids fill the tiles.
- * One workgroup per tile: bindings A (texels), WT (texels), bias, B, uniforms.
+ * `perWorkgroup` tiles per workgroup (`tilesPerWorkgroup`: 1 on a CPU, where lane = subgroup lane;
+ * more on a GPU, where the 8 lanes of a tile share A by shuffle). Bindings A (texels), WT
+ * (texels), bias, B, uniforms.
  */
-export function tiledGconvKernel(tm: number, tn: number): string {
+export const tiledGconvKernel = memoize((tm: number, tn: number, perWorkgroup: number): string => {
   const NQ = tn / 4;
   const R = Array.from({ length: tm / 4 }, (_, i) => i);
   const [accDecl, res] = accumulators(tm, NQ);
-  const chunk = subgroupChunk(tm, NQ, (i) => `select(vec4<f32>(0.0), ${texel('A', `o${i} + c`)}, ok${i})`, (s, q) => texel('WT', `wi + (c * 4u + ${s}u) * u.cs + ${q}u`));
+  const shared = perWorkgroup > 1;
+  const chunk = subgroupChunk(tm, NQ, (i) => `select(vec4<f32>(0.0), ${texel('A', `o${i} + c`)}, ok${i})`, (s, q) => texel('WT', `wi + (c * 4u + ${s}u) * u.cs + ${q}u`), [], 1, shared);
   return `${SG_HEADER}${GCONV_U.decl}
 ${buffers([['A', 'texels'], ['WT', 'texels'], ['bias', 'read'], ['B', 'read_write']])}
 ${uniformBinding(4)}
-@compute @workgroup_size(${SUBGROUP})
+@compute @workgroup_size(${SUBGROUP * perWorkgroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sid: u32) {
-  let w = wid.x + wid.y * nwg.x;
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
+  ${shared ? `let li = lid % ${SUBGROUP}u; let w = (wid.x + wid.y * nwg.x) * ${perWorkgroup}u + lid / ${SUBGROUP}u;` : 'let li = lid; let w = wid.x + wid.y * nwg.x;'}
   let pb = w % u.blocks;
   let r = w / u.blocks;
   let ot = r % u.tilesO;
   let g = r / u.tilesO;
+  // Past the last tile: a folded grid's spare workgroups, or a partly filled last workgroup.
+  if (g >= u.groups) { return; }
   let npix = u.gh * u.gw;
   let rows = u.nb * npix;
-  let lane = sid % ${SUBGROUP}u;
+  let lane = ${shared ? 'li' : `sid % ${SUBGROUP}u`};
+  ${shared ? 'let gbase = sid - li;' : ''}
   let row0 = pb * ${tm}u;
   // The rows (image, position) whose A this lane loads: 4i + lane/2, channels 4·(lane % 2) .. +3 of each 8.
   ${R.map((i) => `let q${i} = min(row0 + ${4 * i}u + lane / 2u, rows - 1u); let p${i} = q${i} % npix; let gy${i} = i32(p${i} / u.gw) * u.sy; let gx${i} = i32(p${i} % u.gw) * u.sx;
@@ -308,7 +314,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${[0, 1, 2, 3].map((e) => `if (oc + ${e}u < u.cout) { B[pos + (oc + ${e}u) * u.hwb] = res[i][${e}] + select(0.0, bias[(g * u.cout + oc + ${e}u) * u.hasBias], u.hasBias != 0u); }`).join('\n    ')}
   }
 }`;
-}
+});
 
 // ---------------------------------------------------------------- weight gradient
 
@@ -335,7 +341,7 @@ export function weightGradThreads(tileO: number, groups: number, opgPad: number,
  * same dY values. (Sharing dY through subgroup broadcasts, as the forward shares weights, measured
  * slower here.) Bindings XP, DYP (packed chunks), P, uniforms.
  */
-export function weightGradKernel(tileO: number): string {
+export const weightGradKernel = memoize((tileO: number): string => {
   const K4 = tileO / 4;
   const K = Array.from({ length: K4 }, (_, k) => k);
   const E = [0, 1, 2, 3];
@@ -384,7 +390,7 @@ ${MAIN}
     ${E.map((f) => `if (cq * 4u + ${f}u < u.cpg) { P[slot + (row + cq * 4u + ${f}u) * u.kk] = s${k}_${e}[${f}]; }`).join(' ')}
   }`)).join('\n  ')}
 }`;
-}
+});
 
 // ---------------------------------------------------------------- bias gradient
 

@@ -22,7 +22,7 @@
  * the vec4 layout are compiled in. Subgroup shuffles would only save the kw - 1 halo values of a
  * segment, not worth a second code path.
  */
-import { buffers } from './common.js';
+import { buffers, memoize } from './common.js';
 import { MAIN, uniformBinding, uniformLayout } from './conv.js';
 
 /** The compiled-in tap pattern of a sweep. */
@@ -127,7 +127,7 @@ export interface StencilParams extends SweepParams {
 const vec4 = (xs: string[]) => `vec4<f32>(${xs.join(', ')})`;
 
 /** Depthwise forward / data-gradient stencil; bindings A (or A4), W, [bias], B (or B4), uniforms. */
-export function stencilKernel(p: StencilParams): string {
+export const stencilKernel = memoize((p: StencilParams): string => {
   const S = ringSlots(p);
   const X = range(p.tw);
   const I = range(p.nky);
@@ -173,7 +173,7 @@ ${MAIN}
     }
   }
 }`;
-}
+});
 
 /**
  * Runtime geometry of the depthwise weight gradient: input [c, h, w], output gradient [o, oh, ow]
@@ -198,7 +198,7 @@ export interface WeightGradParams extends SweepParams {
  * dY in a ring and the kh·kw tap sums in registers. Bindings X (as A or A4, at u.aOff), dY (DY or
  * DY4, at u.bOff), P, uniforms.
  */
-export function dwWeightGradKernel(p: WeightGradParams): string {
+export const dwWeightGradKernel = memoize((p: WeightGradParams): string => {
   const S = ringSlots(p);
   const X = range(p.tw);
   const I = range(p.nky);
@@ -236,4 +236,4 @@ ${MAIN}
   let slot = ((((u.slot + n) * u.strips + strip) * u.tilesX + tx) * u.o + oc) * u.kk;
   ${I.flatMap((i) => C.map((c) => `P[slot + ${i * p.nkx + c}u] = s${i}_${c};`)).join(' ')}
 }`;
-}
+});

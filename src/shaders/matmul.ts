@@ -20,9 +20,11 @@
  *   that the B a workgroup reads per k chunk is contiguous instead of 16 rows a whole matrix row apart.
  * Larger tiles (64x8, 32x16) measured no faster and take 4-7 s to compile (32x8 about 1 s).
  * Without subgroups every lane loads the A values itself (the same addresses), slower but correct.
+ * On a GPU the same kernel runs with small tiles, many to a workgroup (`pickTile`,
+ * `tilesPerWorkgroup`), and B in its stored layout.
  * m, n, k are uniforms, so shapes share a pipeline per tile and layout.
  */
-import { buffers, panelTexel, stridedOffset, texel } from './common.js';
+import { buffers, memoize, panelTexel, stridedOffset, texel } from './common.js';
 
 export interface MatmulParams {
   m: number;
@@ -38,17 +40,24 @@ export interface MatmulParams {
   subgroups: boolean;
   /** B is bound as panels (`toPanels`, see `packsB`) rather than in its stored layout. */
   panelB?: boolean;
+  /** The adapter is a CPU (lavapipe): tiles and workgroups sized for it (`pickTile`, `tilesPerWorkgroup`). */
+  cpu: boolean;
 }
 
 /** Lanes per workgroup; with subgroups, the lanes that share A values. */
 const LANES = 8;
 
 /**
- * Rows per workgroup and columns per lane. 32x8 measured best among tiles that compile in a few
- * seconds; small shapes get smaller tiles to limit wasted work and keep every thread busy.
+ * Rows per tile and columns per lane. On a CPU 32x8 measured best among tiles that compile in a few
+ * seconds; small shapes get smaller tiles to limit wasted work and keep every thread busy. A GPU
+ * thread holds its accumulators in registers, which large tiles spill, and a GPU wants thousands of
+ * tiles in flight. On an H200 (16 tiles per workgroup) the 1024 matmul and the 3x3 convolution ran
+ * at 3.8-6.9 and 3.8-4.5 TFLOP/s with 8x4, 5.9-6.1 and 3.2-3.8 with 16x4, 2.7 and 3.2 with 16x8,
+ * 3.3 and 3.3 with 32x4.
  */
-export function pickTile(m: number, n: number, batches: number, subgroups: boolean): [tm: number, tn: number] {
+export function pickTile(m: number, n: number, batches: number, subgroups: boolean, cpu: boolean): [tm: number, tn: number] {
   if (!subgroups) return [8, n <= 4 * LANES ? 4 : 8];
+  if (!cpu) return [8, 4];
   let tm = 32;
   let tn = 8;
   const workgroups = () => batches * Math.ceil(m / tm) * Math.ceil(n / (tn * LANES));
@@ -57,21 +66,32 @@ export function pickTile(m: number, n: number, batches: number, subgroups: boole
   return [tm, tn];
 }
 
+/**
+ * Tiles (8-lane groups) per workgroup. Lavapipe runs a workgroup of 8 as one 8-wide SIMD batch,
+ * one tile each. A GPU's subgroups are 32 or 64 lanes wide, and workgroups of 8 would leave most of
+ * every one idle, so there a workgroup holds several tiles, each group of 8 lanes sharing its A
+ * values by `subgroupShuffle` among themselves. On an H200 the 1024 matmul and the 3x3
+ * convolution ran at 2.1 and 1.7 TFLOP/s with one 32x8 tile per workgroup (the CPU setting), 6.1
+ * and 3.2 with 16 tiles of 16x4, 5.8 and 2.0 with 32 of them.
+ */
+export const tilesPerWorkgroup = (cpu: boolean): number => (cpu ? 1 : 16);
+
 const range = (n: number) => [...Array(n).keys()];
 
 /**
  * `aAt(r, s)` for A values spread over the lanes: `src(r, s)` names the register, lane and component
  * (-1 for a scalar) holding A[row0 + r, k0 + s]; each register and lane is broadcast once, the
- * `let` appended to `loadA` on first use.
+ * `let` appended to `loadA` on first use. With several tiles per workgroup (`shared`), the 8 lanes
+ * of a tile are subgroup lanes `gbase` .. `gbase` + 7, read by shuffle.
  */
-function broadcastA(loadA: string[], src: (r: number, s: number) => [reg: string, lane: number, comp: number]) {
+function broadcastA(loadA: string[], src: (r: number, s: number) => [reg: string, lane: number, comp: number], shared = false) {
   const seen = new Set<string>();
   return (r: number, s: number) => {
     const [reg, lane, comp] = src(r, s);
     const v = `${reg}_${lane}`;
     if (!seen.has(v)) {
       seen.add(v);
-      loadA.push(`let ${v} = subgroupBroadcast(${reg}, ${lane}u);`);
+      loadA.push(`let ${v} = ${shared ? `subgroupShuffle(${reg}, gbase + ${lane}u)` : `subgroupBroadcast(${reg}, ${lane}u)`};`);
     }
     return comp < 0 ? v : `${v}[${comp}]`;
   };
@@ -110,10 +130,10 @@ function chunkBody(tm: number, nq: number, ch: number, loadA: string[], aAt: (r:
  * at step s over quad q.
  */
 export function subgroupChunk(
-  tm: number, nq: number, aPart: (i: number, h: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = [], halves = 1,
+  tm: number, nq: number, aPart: (i: number, h: number) => string, bRow: (s: number, q: number) => string, loadB: string[] = [], halves = 1, shared = false,
 ): string {
   const loadA = range(tm / 4).flatMap((i) => range(halves).map((h) => `let a${i}_${h} = ${aPart(i, h)};`));
-  const aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, 2 * (r & 3) + ((s & 7) >> 2), s & 3]);
+  const aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, 2 * (r & 3) + ((s & 7) >> 2), s & 3], shared);
   return chunkBody(tm, nq, LANES * halves, loadA, aAt, bRow, loadB);
 }
 
@@ -130,10 +150,10 @@ export function accumulators(tm: number, nq: number): [decl: string, res: string
  * 5-11 % faster with a repacking kernel included, 7-8 % more since the panels are copies (one
  * `copyBufferToTexture` per panel instead of that kernel and two copies); 512 square 19 % slower
  * with the kernel; the 1x1 convolutions' GEMMs (k = 64 or 256, 3136 columns per image) 2-6 %
- * slower even with the copies.
+ * slower even with the copies. Pages are a CPU's concern: a GPU reads B in its stored layout.
  */
 export function packsB(p: MatmulParams): boolean {
-  return p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
+  return p.cpu && p.subgroups && !p.transB && p.n % 4 === 0 && p.n >= 1024 && p.m >= 256 && p.k >= 256;
 }
 
 /**
@@ -142,7 +162,7 @@ export function packsB(p: MatmulParams): boolean {
  */
 function tileGrid(p: MatmulParams) {
   const batches = p.batchShape.reduce((x, y) => x * y, 1);
-  const [TM, TN] = pickTile(p.m, p.n, batches, p.subgroups);
+  const [TM, TN] = pickTile(p.m, p.n, batches, p.subgroups, p.cpu);
   return { batches, TM, TN, tilesM: Math.ceil(p.m / TM), tilesN: Math.ceil(p.n / (TN * LANES)), width: (TN * LANES) / 4 };
 }
 
@@ -155,18 +175,29 @@ export const panelWidth = (p: MatmulParams): number => tileGrid(p).width;
  * bound through `toPanels`).
  */
 export function matmulKernel(p: MatmulParams): { code: string; workgroups: number; uniforms: Uint32Array; texels: [a: boolean, b: boolean] } {
-  const { m, n, k, transA, transB, subgroups } = p;
-  const { batches, TM, TN, tilesM, tilesN } = tileGrid(p);
-  // vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n.
-  const a4 = transA ? m % 4 === 0 : k % 4 === 0;
+  const { batches, tilesM, tilesN } = tileGrid(p);
+  const tiles = tilesM * tilesN;
+  const { a4, b4 } = vec4Layouts(p);
+  const workgroups = Math.ceil((batches * tiles) / tilesPerWorkgroup(p.cpu));
+  return { code: matmulCode(p), workgroups, uniforms: new Uint32Array([p.m, p.n, p.k, tilesM, tilesN, tiles, batches * tiles]), texels: [a4, b4] };
+}
+
+/** vec4 layouts: A along k (row-major) or m (transposed); B along n (row-major) or k (transposed); C along n. */
+function vec4Layouts({ m, n, k, transA, transB }: MatmulParams) {
+  return { a4: transA ? m % 4 === 0 : k % 4 === 0, b4: transB ? k % 4 === 0 : n % 4 === 0, c4: n % 4 === 0 };
+}
+
+const matmulCode = memoize((p: MatmulParams): string => {
+  const { k, transA, transB, subgroups } = p;
+  const { TM, TN } = tileGrid(p);
+  const T = tilesPerWorkgroup(p.cpu);
+  const shared = subgroups && T > 1;
+  const { a4, b4, c4 } = vec4Layouts(p);
   // k steps per unrolled chunk: with subgroups one A value per lane and row (two for vec4 A: fewer
   // accumulator updates, each of which lavapipe blends with its execution mask and spills; measured
   // 3-12 % faster); without, a shorter chunk halves the code of the slower fallback.
   const CH = subgroups ? (a4 ? 2 * LANES : LANES) : 4;
   const NQ = TN / 4;
-  const tiles = tilesM * tilesN;
-  const b4 = transB ? k % 4 === 0 : n % 4 === 0;
-  const c4 = n % 4 === 0;
   const rows = range(TM);
   const quads = range(NQ);
   const cols = range(TN);
@@ -199,7 +230,7 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
     // Lane l holds, for row group i and half h, row 4i + l/2 at k0 + 8h + 4(l%2) .. +3.
     const aPart = (i: number, h: number) =>
       zeroPast(`k0 + ${8 * h}u + lane % 2u * 4u`, texel('A', `(ba + min(row0 + ${4 * i}u + lane / 2u, m - 1u) * k + k0) / 4u + ${2 * h}u + lane % 2u`));
-    body = subgroupChunk(TM, NQ, aPart, bRow, loadB, 2);
+    body = subgroupChunk(TM, NQ, aPart, bRow, loadB, 2, shared);
   } else {
     const loadA: string[] = [];
     let aAt: (r: number, s: number) => string;
@@ -209,10 +240,10 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
         const kk = `k0 + ${8 * h}u + lane`;
         loadA.push(`let a${i}_${h} = ${zeroPast(kk, texel('A', `(ba + (${kk}) * m) / 4u + min(row0 / 4u + ${i}u, m / 4u - 1u)`))};`);
       }));
-      aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, s & 7, r & 3]);
+      aAt = broadcastA(loadA, (r, s) => [`a${r >> 2}_${s >> 3}`, s & 7, r & 3], shared);
     } else if (subgroups) {
       rows.forEach((r) => loadA.push(`let a${r} = ${zeroPast('k0 + lane', `A[${aOff(`ar${r}`, 'k0 + lane')}]`, false)};`));
-      aAt = broadcastA(loadA, (r, s) => [`a${r}`, s, -1]);
+      aAt = broadcastA(loadA, (r, s) => [`a${r}`, s, -1], shared);
     } else if (a4 && !transA) {
       rows.forEach((r) => range(CH / 4).forEach((h) => loadA.push(`let a${r}_${h} = ${zeroPast(`k0 + ${4 * h}u`, texel('A', `(ba + ar${r} * k + k0) / 4u + ${h}u`))};`)));
       aAt = (r, s) => `a${r}_${s >> 2}[${s & 3}]`;
@@ -230,13 +261,15 @@ export function matmulKernel(p: MatmulParams): { code: string; workgroups: numbe
   const store = c4
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
     : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
-  const code = `${subgroups ? 'enable subgroups;\n' : ''}struct U { m: u32, n: u32, k: u32, tilesM: u32, tilesN: u32, tiles: u32, total: u32 }
+  // With several tiles per workgroup, tile w and lane li (of 8) come from the invocation index, and
+  // a tile's lanes are subgroup lanes gbase .. gbase + 7 (subgroups run over consecutive invocations).
+  return `${subgroups ? 'enable subgroups;\n' : ''}${shared ? 'diagnostic(off, subgroup_uniformity);\n' : ''}struct U { m: u32, n: u32, k: u32, tilesM: u32, tilesN: u32, tiles: u32, total: u32 }
 ${buffers([['A', a4 ? 'texels' : 'read'], ['B', p.panelB ? 'panels' : b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
 @group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${LANES})
+@compute @workgroup_size(${LANES * T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${subgroups ? ', @builtin(subgroup_invocation_id) sg: u32' : ''}) {
-  let w = wid.x + wid.y * nwg.x;
+        @builtin(local_invocation_index) ${T > 1 ? 'lid' : 'li'}: u32${subgroups ? ', @builtin(subgroup_invocation_id) sg: u32' : ''}) {
+  ${T > 1 ? `let li = lid % ${LANES}u; let w = (wid.x + wid.y * nwg.x) * ${T}u + lid / ${LANES}u;` : 'let w = wid.x + wid.y * nwg.x;'}
   if (w >= u.total) { return; }
   let m = u.m; let n = u.n; let k = u.k;
   let batch = w / u.tiles;
@@ -251,7 +284,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     : 'let rowTile = tile % u.tilesM; let colTile = tile / u.tilesM;'}
   let row0 = rowTile * ${TM}u;
   let col0 = colTile * ${TN * LANES}u + li * ${TN}u;
-  ${subgroups ? `let lane = sg % ${LANES}u;` : ''}
+  ${subgroups ? `let lane = ${T > 1 ? 'li' : `sg % ${LANES}u`};` : ''}
+  ${shared ? 'let gbase = sg - li;' : ''}
   ${stridedOffset('bai', 'batch', p.batchShape, p.batchStridesA)}
   ${stridedOffset('bbi', 'batch', p.batchShape, p.batchStridesB)}
   let ba = bai * m * k;
@@ -272,5 +306,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     ${store}
   }
 }`;
-  return { code, workgroups: batches * tiles, uniforms: new Uint32Array([m, n, k, tilesM, tilesN, tiles, batches * tiles]), texels: [a4, b4] };
-}
+});

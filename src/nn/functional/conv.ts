@@ -18,7 +18,7 @@ import {
   ARRANGE_U, BIAS_U, GCONV_U, PACK_U, PATCH_U, SUBGROUP, WGRAD_U,
   arrangeWeightsKernel, biasGradKernel, gconvKernel, packKernel, patchKernel, tiledGconvKernel, weightGradKernel, weightGradThreads,
 } from '../../shaders/conv.js';
-import { pickTile } from '../../shaders/matmul.js';
+import { pickTile, tilesPerWorkgroup } from '../../shaders/matmul.js';
 import {
   TARGET_THREADS, bindImages, forImageChunks, forwardRows, forwardCols, geometry, imagesPerChunk, phases, reduceRows, roundUp, wgs,
   type Conv2dOptions, type Geo, type OutputGrid,
@@ -40,10 +40,10 @@ const threadTileO = (cout: number) => (cout <= 4 ? 4 : cout <= 8 ? 8 : 16);
  * is what the weights' output channels are padded to.
  */
 function gemmTiles(cout: number, rows: number, groups: number) {
-  const subgroups = deviceInfo().subgroups;
-  const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(rows, cout, groups, true) : null;
+  const { subgroups, isCpu } = deviceInfo();
+  const tiled = subgroups && cout >= TILED_MIN_COUT ? pickTile(rows, cout, groups, true, isCpu) : null;
   const tileO = tiled ? 8 * tiled[1] : threadTileO(cout);
-  return { tileO, tileP: 4, subgroups, tiled, channelMultiple: subgroups ? SUBGROUP : 4 };
+  return { tileO, tileP: 4, subgroups, tiled, perWorkgroup: tilesPerWorkgroup(isCpu), channelMultiple: subgroups ? SUBGROUP : 4 };
 }
 
 // ---------------------------------------------------------------- packing and weights
@@ -131,8 +131,8 @@ function gemm(
       });
       const tasks = (tiles.tiled ? 1 : nb) * g.groups * (coutPad / tiles.tileO) * blocks;
       dispatch({
-        name, detail: g.detail, code: tiles.tiled ? tiledGconvKernel(tm, tn) : gconvKernel(tiles),
-        workgroups: tiles.tiled ? tasks : wgs(tasks * lanes), buffers: [ar, wtb, (bias ?? wt).buffer, br], uniforms,
+        name, detail: g.detail, code: tiles.tiled ? tiledGconvKernel(tm, tn, tiles.perWorkgroup) : gconvKernel(tiles),
+        workgroups: tiles.tiled ? Math.ceil(tasks / tiles.perWorkgroup) : wgs(tasks * lanes), buffers: [ar, wtb, (bias ?? wt).buffer, br], uniforms,
       });
     }
     if ('view' in ar) releaseTexels(ar);

@@ -31,6 +31,7 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false, opts: {
     batchStridesA: broadcastStrides(batchA, batchShape),
     batchStridesB: broadcastStrides(batchB, batchShape),
     subgroups: (opts.subgroups ?? true) && deviceInfo().subgroups,
+    cpu: deviceInfo().isCpu,
   };
   const detail = `[${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`;
   if (numelOf(outShape) * 4 > maxBindingSize() || !fitsBinding(a, b)) return mmSplit(a, b, p, outShape, detail, opts);
