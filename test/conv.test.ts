@@ -141,6 +141,19 @@ describe('conv2d on a GPU adapter', () => {
   });
 });
 
+describe('conv2d on folded dispatch grids', () => {
+  beforeAll(async () => { await init(); });
+  it('ignores the spare workgroups of a grid folded into two dimensions', async () => {
+    // At most 64 workgroups per dimension: the tiled GEMM's 69 row tiles fold into 2 x 35, one
+    // spare, which would write into the second image; the plain kernels fold as well.
+    const limits = { ...deviceInfo().limits, maxComputeWorkgroupsPerDimension: 64 };
+    await withDeviceInfo({ limits }, async () => {
+      await checkCase({ name: 'folded tiled 3x3 batch 3', x: [3, 12, 27, 27], o: 32, k: 3, opts: { padding: 1 } }, 48);
+      await checkCase({ name: 'folded plain groups 2', x: [3, 6, 27, 27], o: 10, k: 3, opts: { groups: 2, padding: 1 } }, 49);
+    });
+  });
+});
+
 describe('conv2d gradient by finite differences', () => {
   beforeAll(async () => { await init(); });
   it('through a regular strided conv', async () => {
