@@ -11,6 +11,7 @@ import { setStorageTexels, TEXEL_ROW } from '../shaders/common.js';
 /** What the runtime asked for and got; `init()` returns it. */
 export interface DeviceInfo {
   adapter: string;
+  /** A CPU driver (lavapipe, SwiftShader): waits sleep instead of polling, GEMMs take the CPU tiling (`pickTile`). */
   isCpu: boolean;
   subgroups: boolean;
   /** WGSL offers read-only storage textures: texel operands are bound as those (see `setStorageTexels`). */
