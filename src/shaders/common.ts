@@ -3,7 +3,8 @@
 /**
  * `build` with its results kept per argument list (compared as JSON). The unrolled GEMM and stencil
  * sources take 0.3-2 ms each to generate, which every dispatch would otherwise pay on the thread
- * that records the work (on a GPU, more than the kernel itself).
+ * that records the work (on a GPU, more than the kernel itself). Entries are kept for the process,
+ * one per distinct argument list (the matmul's include its sizes), like the pipelines compiled from them.
  */
 export function memoize<A extends unknown[]>(build: (...args: A) => string): (...args: A) => string {
   const cache = new Map<string, string>();

@@ -44,7 +44,7 @@ export interface MatmulParams {
   cpu: boolean;
 }
 
-/** Lanes per workgroup; with subgroups, the lanes that share A values. */
+/** Lanes per tile (a workgroup holds `tilesPerWorkgroup` tiles); with subgroups, the lanes that share A values. */
 const LANES = 8;
 
 /**
