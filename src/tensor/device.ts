@@ -125,7 +125,8 @@ async function getGpu(): Promise<GPU> {
 
 /**
  * Acquires the WebGPU device (once; later calls return the same info).
- * Requests the adapter's maximum buffer and workgroup limits and the `subgroups` feature when offered.
+ * Requests the adapter's maximum buffer and workgroup limits and the `subgroups` feature when offered
+ * (and its subgroups have at least 8 lanes).
  */
 export function init(): Promise<DeviceInfo> {
   if (rt) return Promise.resolve(rt.info);
@@ -157,7 +158,8 @@ async function createRuntime(): Promise<DeviceInfo> {
     maxTextureDimension2D: a.maxTextureDimension2D,
     maxTextureArrayLayers: a.maxTextureArrayLayers,
   };
-  const subgroups = adapter.features.has('subgroups');
+  // The GEMMs share values among 8 lanes of one subgroup: smaller subgroups (some mobile GPUs) take the plain kernels.
+  const subgroups = adapter.features.has('subgroups') && (adapter.info?.subgroupMinSize ?? 8) >= 8;
   const device = await adapter.requestDevice({
     requiredLimits: limits,
     requiredFeatures: subgroups ? ['subgroups' as GPUFeatureName] : [],
