@@ -22,7 +22,7 @@
  * 256-byte aligned binding, `nb`: images in the chunk).
  */
 import { buffers, memoize, texel } from './common.js';
-import { accumulators, subgroupChunk } from './matmul.js';
+import { accumulators, subgroupChunk, tileInvocation } from './matmul.js';
 
 /**
  * A uniform block: fields in order (the first four shared by every kernel here), i32 where listed.
@@ -274,8 +274,8 @@ ${buffers([['A', 'texels'], ['WT', 'texels'], ['bias', 'read'], ['B', 'read_writ
 ${uniformBinding(4)}
 @compute @workgroup_size(${SUBGROUP * perWorkgroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
-  ${shared ? `let li = lid % ${SUBGROUP}u; let w = (wid.x + wid.y * nwg.x) * ${perWorkgroup}u + lid / ${SUBGROUP}u;` : 'let li = lid; let w = wid.x + wid.y * nwg.x;'}
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sg: u32) {
+  ${tileInvocation(perWorkgroup, true)}
   let pb = w % u.blocks;
   let r = w / u.blocks;
   let ot = r % u.tilesO;
@@ -284,8 +284,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (g >= u.groups) { return; }
   let npix = u.gh * u.gw;
   let rows = u.nb * npix;
-  let lane = ${shared ? 'li' : `sid % ${SUBGROUP}u`};
-  ${shared ? 'let gbase = sid - li;' : ''}
   let row0 = pb * ${tm}u;
   // The rows (image, position) whose A this lane loads: 4i + lane/2, channels 4·(lane % 2) .. +3 of each 8.
   ${R.map((i) => `let q${i} = min(row0 + ${4 * i}u + lane / 2u, rows - 1u); let p${i} = q${i} % npix; let gy${i} = i32(p${i} / u.gw) * u.sy; let gx${i} = i32(p${i} % u.gw) * u.sx;

@@ -76,6 +76,19 @@ export function pickTile(m: number, n: number, batches: number, subgroups: boole
  */
 export const tilesPerWorkgroup = (cpu: boolean): number => (cpu ? 1 : 16);
 
+/**
+ * WGSL naming, from the builtins `wid`, `nwg` and `lid` (and `sg`, the subgroup invocation id, when
+ * `lanes`), the tile `w`, the lane `li` (0..7) within it and, when `lanes`, `lane`, its subgroup
+ * lane among the 8, and for several tiles per workgroup `gbase`, the subgroup lane of the tile's
+ * lane 0 (subgroups run over consecutive invocations). One tile per workgroup: li = lid.
+ */
+export function tileInvocation(perWorkgroup: number, lanes: boolean): string {
+  const lines = perWorkgroup > 1
+    ? [`let li = lid % ${LANES}u; let w = (wid.x + wid.y * nwg.x) * ${perWorkgroup}u + lid / ${LANES}u;`, lanes ? 'let lane = li; let gbase = sg - li;' : '']
+    : ['let li = lid; let w = wid.x + wid.y * nwg.x;', lanes ? `let lane = sg % ${LANES}u;` : ''];
+  return lines.join('\n  ');
+}
+
 const range = (n: number) => [...Array(n).keys()];
 
 /**
@@ -261,15 +274,13 @@ const matmulCode = memoize((p: MatmulParams): string => {
   const store = c4
     ? `if (row < m && col < n) { C[(cb + row * n + col) / 4u] = res[i]; }`
     : range(4).map((j) => `if (row < m && col + ${j}u < n) { C[cb + row * n + col + ${j}u] = res[i][${j}]; }`).join('\n    ');
-  // With several tiles per workgroup, tile w and lane li (of 8) come from the invocation index, and
-  // a tile's lanes are subgroup lanes gbase .. gbase + 7 (subgroups run over consecutive invocations).
   return `${subgroups ? 'enable subgroups;\n' : ''}${shared ? 'diagnostic(off, subgroup_uniformity);\n' : ''}struct U { m: u32, n: u32, k: u32, tilesM: u32, tilesN: u32, tiles: u32, total: u32 }
 ${buffers([['A', a4 ? 'texels' : 'read'], ['B', p.panelB ? 'panels' : b4 ? 'texels' : 'read'], ['C', 'read_write', c4 ? 'vec4<f32>' : 'f32']])}
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(${LANES * T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) ${T > 1 ? 'lid' : 'li'}: u32${subgroups ? ', @builtin(subgroup_invocation_id) sg: u32' : ''}) {
-  ${T > 1 ? `let li = lid % ${LANES}u; let w = (wid.x + wid.y * nwg.x) * ${T}u + lid / ${LANES}u;` : 'let w = wid.x + wid.y * nwg.x;'}
+        @builtin(local_invocation_index) lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) sg: u32' : ''}) {
+  ${tileInvocation(T, subgroups)}
   if (w >= u.total) { return; }
   let m = u.m; let n = u.n; let k = u.k;
   let batch = w / u.tiles;
@@ -284,8 +295,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     : 'let rowTile = tile % u.tilesM; let colTile = tile / u.tilesM;'}
   let row0 = rowTile * ${TM}u;
   let col0 = colTile * ${TN * LANES}u + li * ${TN}u;
-  ${subgroups ? `let lane = ${T > 1 ? 'li' : `sg % ${LANES}u`};` : ''}
-  ${shared ? 'let gbase = sg - li;' : ''}
   ${stridedOffset('bai', 'batch', p.batchShape, p.batchStridesA)}
   ${stridedOffset('bbi', 'batch', p.batchShape, p.batchStridesB)}
   let ba = bai * m * k;
