@@ -77,8 +77,9 @@ interface Runtime {
   msPerDispatch: number;
   readyAt: number;
   bindingLimit: number;
-  /** Free texel textures by size (`textureKey`), and those to destroy once the batch using them is submitted. */
+  /** Free texel textures by size (`textureKey`), their bytes, and those to destroy once the batch using them is submitted. */
   texturePool: Map<string, GPUTexture[]>;
+  pooledTextureBytes: number;
   texturesToDestroy: GPUTexture[];
 }
 
@@ -176,7 +177,7 @@ async function createRuntime(): Promise<DeviceInfo> {
     encoder: null, pass: null, pending: 0, uniformChunks: [], uniformStaging: new Uint8Array(UNIFORM_CHUNK),
     uniformUsed: 0, errors: [], lost: null, liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0, dispatchesSinceRead: 0, msPerDispatch: 0, readyAt: 0,
     bindingLimit: deviceBindingLimit(limits),
-    texturePool: new Map(), texturesToDestroy: [],
+    texturePool: new Map(), pooledTextureBytes: 0, texturesToDestroy: [],
   };
   device.addEventListener('uncapturederror', (ev) => {
     r.errors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -254,6 +255,7 @@ export function emptyCache(): void {
   for (const list of r.texturePool.values()) for (const t of list) t.destroy();
   r.texturePool.clear();
   r.pooledBytes = 0;
+  r.pooledTextureBytes = 0;
 }
 
 /** Bytes and buffers held by live tensors (and texel textures in use), and by the pool of free buffers (and textures) kept for reuse. */
@@ -292,14 +294,20 @@ function deviceBindingLimit(l: DeviceInfo['limits']): number {
   return Math.min(l.maxStorageBufferBindingSize, TEXEL_ROW * l.maxTextureDimension2D * TEXEL_BYTES);
 }
 
-const textureKey = (t: { width: number; height: number; depthOrArrayLayers: number }) => `${t.width}x${t.height}x${t.depthOrArrayLayers}`;
-const textureBytes = (t: { width: number; height: number; depthOrArrayLayers: number }) => t.width * t.height * t.depthOrArrayLayers * TEXEL_BYTES;
+/** A texel texture's extent (a `GPUTexture` is one). */
+type TexelExtent = { width: number; height: number; depthOrArrayLayers: number };
+const textureKey = (t: TexelExtent) => `${t.width}x${t.height}x${t.depthOrArrayLayers}`;
+const textureBytes = (t: TexelExtent) => t.width * t.height * t.depthOrArrayLayers * TEXEL_BYTES;
 
 /** An rgba32float texture of `size` texels from the pool or a new one, counted as live. */
-function takeTexture(r: Runtime, size: { width: number; height: number; depthOrArrayLayers: number }, label: string): GPUTexture {
+function takeTexture(r: Runtime, size: TexelExtent, label: string): GPUTexture {
+  const bytes = textureBytes(size);
   const pooled = r.texturePool.get(textureKey(size))?.pop();
-  if (pooled) r.pooledBytes -= textureBytes(size);
-  r.liveBytes += textureBytes(size);
+  if (pooled) {
+    r.pooledBytes -= bytes;
+    r.pooledTextureBytes -= bytes;
+  }
+  r.liveBytes += bytes;
   return (
     pooled ??
     r.device.createTexture({
@@ -367,9 +375,7 @@ export function releaseTexels(t: Texels): void {
   if (!r) return;
   const bytes = textureBytes(t.texture);
   r.liveBytes -= bytes;
-  let pooled = 0;
-  for (const list of r.texturePool.values()) for (const x of list) pooled += textureBytes(x);
-  if (pooled + bytes > TEXTURE_POOL_BYTES) {
+  if (r.pooledTextureBytes + bytes > TEXTURE_POOL_BYTES) {
     r.texturesToDestroy.push(t.texture);
     return;
   }
@@ -378,6 +384,7 @@ export function releaseTexels(t: Texels): void {
   if (!list) r.texturePool.set(key, (list = []));
   list.push(t.texture);
   r.pooledBytes += bytes;
+  r.pooledTextureBytes += bytes;
 }
 
 // ---------------------------------------------------------------- pipelines and dispatch
