@@ -117,7 +117,7 @@ describe('matmul kernel', () => {
   });
 
   it('on a GPU adapter, groups 8-lane tiles per workgroup (A shared by shuffle): every layout, batched, a partly filled last workgroup', async () => {
-    // Tile counts from 1 to past one workgroup of 8 tiles (not a multiple of it), vec4 and scalar
+    // Tile counts from 1 to past one workgroup of 16 tiles (not a multiple of it), vec4 and scalar
     // layouts, and a batch whose matrices spread over workgroups.
     const shapes: [number[], number[], boolean][] = [[[3, 5], [5, 7], true], [[70, 45], [45, 132], true], [[136, 64], [64, 40], false], [[3, 9, 24], [24, 12], true]];
     const swap = (s: number[]) => [...s.slice(0, -2), s.at(-1)!, s.at(-2)!];
